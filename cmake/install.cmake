@@ -1,0 +1,24 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(concur_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/concur)
+
+install(TARGETS concur EXPORT concur-targets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/concur DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT concur-targets NAMESPACE concur:: DESTINATION ${concur_cmake_dir})
+
+configure_package_config_file(cmake/concur-config.cmake.in
+                              ${CMAKE_CURRENT_BINARY_DIR}/concur-config.cmake
+                              INSTALL_DESTINATION ${concur_cmake_dir})
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/concur-config-version.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/concur-config.cmake
+              ${CMAKE_CURRENT_BINARY_DIR}/concur-config-version.cmake
+        DESTINATION ${concur_cmake_dir})
+if(TARGET concur-lab)
+  install(TARGETS concur-lab RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

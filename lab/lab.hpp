@@ -1,0 +1,107 @@
+// lab/lab.hpp: what an experiment of concur-lab is, and the report it fills in.
+//
+// One experiment, one file (lab/experiments/<name>.cpp), as pyperformance keeps one benchmark per
+// folder. Each opens with the tutorial's claim in our own words, then its workload, constants and
+// thresholds; it measures, checks that its own answers are right (a wrong answer fails the run
+// loudly instead of yielding a verdict), and computes its verdict from the numbers it measured.
+// Nothing in a verdict is written in advance: the text that explains it is built from the figures.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "python.hpp"
+
+namespace concur::lab {
+
+enum class Verdict { kConfirmed, kPartlyTrue, kRefuted, kInconclusive };
+const char* to_string(Verdict v);
+
+struct Options {
+  bool quick = false;  // each experiment in a few seconds, smaller workloads
+  std::string python = support::kDefaultPython;
+  std::string out_dir = "lab-report";  // where pictures and report.html go
+};
+
+// Thrown by Report::check(): the experiment measured something impossible, so no verdict.
+class CheckFailed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Table {
+  std::string title;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+struct Figure {
+  std::string file_name;  // written under Options::out_dir
+  std::string caption;
+  std::string svg;
+};
+
+class Report {
+ public:
+  // The tutorial's claim in our words, and the few words of it we quote.
+  void claim(std::string in_our_words, std::string quoted) {
+    claim_ = std::move(in_our_words);
+    quote_ = std::move(quoted);
+  }
+  // A headline figure (goes to the JSON report and the summary).
+  void measured(const std::string& name, double value, const std::string& unit);
+  void table(Table t) { tables_.push_back(std::move(t)); }
+  void figure(Figure f) { figures_.push_back(std::move(f)); }
+  void note(std::string text) { notes_.push_back(std::move(text)); }
+  // Fails the experiment (CheckFailed) unless `ok`: for answers that must be right.
+  void check(bool ok, const std::string& what);
+  void verdict(Verdict v, std::string because) {
+    verdict_ = v;
+    because_ = std::move(because);
+  }
+
+  const std::string& claim() const { return claim_; }
+  const std::string& quote() const { return quote_; }
+  const std::vector<Table>& tables() const { return tables_; }
+  const std::vector<Figure>& figures() const { return figures_; }
+  const std::vector<std::string>& notes() const { return notes_; }
+  std::optional<Verdict> verdict() const { return verdict_; }
+  const std::string& because() const { return because_; }
+  const std::map<std::string, std::pair<double, std::string>>& figures_measured() const {
+    return measured_;
+  }
+
+ private:
+  std::string claim_;
+  std::string quote_;
+  std::map<std::string, std::pair<double, std::string>> measured_;
+  std::vector<Table> tables_;
+  std::vector<Figure> figures_;
+  std::vector<std::string> notes_;
+  std::optional<Verdict> verdict_;
+  std::string because_;
+};
+
+struct Experiment {
+  std::string name;     // "io-bound-threads"
+  std::string summary;  // one line for `concur-lab list`
+  std::function<void(const Options&, Report&)> run;
+};
+
+// Experiments register themselves from their own file:
+//   static const bool registered = concur::lab::register_experiment({...});
+bool register_experiment(Experiment e);
+const std::vector<Experiment>& experiments();
+
+// The CPython an experiment compares with, or nullopt (with a note in the report) if unusable.
+std::optional<support::Python> cpython_for(const Options& options, Report& report);
+
+// "1.23 s", "456 ms", "7.8 us": a duration for people.
+std::string format_seconds(double seconds);
+std::string format_ratio(double x);  // "9.8x"
+
+}  // namespace concur::lab

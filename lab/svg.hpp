@@ -1,0 +1,39 @@
+// lab/svg.hpp: the two kinds of picture the lab draws, as standalone SVG text.
+//
+// timeline(): lanes of spans over time (which thread ran or held what, when), as a Gantt chart.
+// bars(): one horizontal bar per value, labelled, for comparing a measurement across variants.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace concur::lab::svg {
+
+struct Span {
+  double start = 0;  // seconds from the chart's origin
+  double end = 0;
+  int kind = 0;  // picks the colour; see Legend
+};
+
+struct Lane {
+  std::string label;
+  std::vector<Span> spans;
+};
+
+struct LegendEntry {
+  int kind = 0;
+  std::string label;
+};
+
+std::string timeline(const std::string& title, const std::vector<Lane>& lanes,
+                     const std::vector<LegendEntry>& legend);
+
+struct Bar {
+  std::string label;
+  double value = 0;
+  int kind = 0;
+};
+
+std::string bars(const std::string& title, const std::string& unit, const std::vector<Bar>& bars);
+
+}  // namespace concur::lab::svg

@@ -1,0 +1,16 @@
+# cmake -DBUILD_DIR=<a configured concur build> -DSOURCE_DIR=<this folder> -P run.cmake
+# Installs concur from BUILD_DIR into a scratch prefix, builds the consumer against it, runs it.
+set(prefix ${BUILD_DIR}/find-package/prefix)
+set(consumer ${BUILD_DIR}/find-package/consumer)
+file(REMOVE_RECURSE ${BUILD_DIR}/find-package)
+foreach(step
+    "${CMAKE_COMMAND};--install;${BUILD_DIR};--prefix;${prefix}"
+    "${CMAKE_COMMAND};-S;${SOURCE_DIR};-B;${consumer};-DCMAKE_PREFIX_PATH=${prefix};-DCMAKE_BUILD_TYPE=Release"
+    "${CMAKE_COMMAND};--build;${consumer}"
+    "${consumer}/consumer")
+  execute_process(COMMAND ${step} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "find-package test: `${step}` failed (${rc}):\n${out}\n${err}")
+  endif()
+endforeach()
+message(STATUS "find-package test: a separate project found, built and ran against concur")
