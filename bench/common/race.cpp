@@ -26,7 +26,13 @@ std::string format_value(double v) {
 }  // namespace
 
 void Race::note_peer(const std::string& peer) {
-  if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) peers_.push_back(peer);
+  if (std::find(peers_.begin(), peers_.end(), peer) != peers_.end()) return;
+  // concur first, then the peers in the order they were first seen.
+  if (peer == "concur") {
+    peers_.insert(peers_.begin(), peer);
+  } else {
+    peers_.push_back(peer);
+  }
 }
 
 void Race::record(const std::string& scenario, const std::string& peer, const std::string& counter,
