@@ -45,6 +45,13 @@ struct Figure {
   std::string svg;
 };
 
+// A file for the reader to open elsewhere (a Perfetto trace, say), written under Options::out_dir.
+struct Attachment {
+  std::string file_name;
+  std::string what;
+  std::string content;
+};
+
 class Report {
  public:
   // The tutorial's claim in our words, and the few words of it we quote.
@@ -56,6 +63,7 @@ class Report {
   void measured(const std::string& name, double value, const std::string& unit);
   void table(Table t) { tables_.push_back(std::move(t)); }
   void figure(Figure f) { figures_.push_back(std::move(f)); }
+  void attach(Attachment a) { attachments_.push_back(std::move(a)); }
   void note(std::string text) { notes_.push_back(std::move(text)); }
   // Fails the experiment (CheckFailed) unless `ok`: for answers that must be right.
   void check(bool ok, const std::string& what);
@@ -68,6 +76,7 @@ class Report {
   const std::string& quote() const { return quote_; }
   const std::vector<Table>& tables() const { return tables_; }
   const std::vector<Figure>& figures() const { return figures_; }
+  const std::vector<Attachment>& attachments() const { return attachments_; }
   const std::vector<std::string>& notes() const { return notes_; }
   std::optional<Verdict> verdict() const { return verdict_; }
   const std::string& because() const { return because_; }
@@ -81,6 +90,7 @@ class Report {
   std::map<std::string, std::pair<double, std::string>> measured_;
   std::vector<Table> tables_;
   std::vector<Figure> figures_;
+  std::vector<Attachment> attachments_;
   std::vector<std::string> notes_;
   std::optional<Verdict> verdict_;
   std::string because_;

@@ -128,6 +128,9 @@ nlohmann::json to_json(const RunResult& r) {
   for (const Figure& f : r.report.figures()) {
     j["figures"].push_back({{"file", f.file_name}, {"caption", f.caption}});
   }
+  for (const Attachment& a : r.report.attachments()) {
+    j["files"].push_back({{"file", a.file_name}, {"what", a.what}});
+  }
   j["notes"] = r.report.notes();
   return j;
 }
@@ -211,6 +214,11 @@ void write_outputs(const std::vector<RunResult>& results, const std::string& mac
       std::ofstream(fs::path(options.out_dir) / f.file_name) << f.svg;
       html += fmt::format("<figure>{}<figcaption>{}</figcaption></figure>", f.svg,
                           html_escape(f.caption));
+    }
+    for (const Attachment& a : r.report.attachments()) {
+      std::ofstream(fs::path(options.out_dir) / a.file_name) << a.content;
+      html += fmt::format("<p>File: <a href=\"{0}\">{0}</a> ({1})</p>", a.file_name,
+                          html_escape(a.what));
     }
     for (const std::string& n : r.report.notes()) html += "<p><i>" + html_escape(n) + "</i></p>";
     if (!r.error.empty()) {

@@ -130,6 +130,19 @@ void Scheduler::refuse_if_closed(std::uint64_t gate, StateBase* task) {
   }
 }
 
+void Scheduler::spawn_if_room() noexcept {
+  if (num_workers_.load(std::memory_order_acquire) >= max_workers_) return;
+  try {
+    base::MutexLock lock(spawn_mu_);
+    if (num_workers_.load(std::memory_order_relaxed) < max_workers_ && !spawning_closed_) {
+      spawn_worker();
+    }
+  } catch (...) {
+    // A worker exists (this runs after a task was queued by a worker or a submit that started
+    // one); it will run the task, only later.
+  }
+}
+
 void Scheduler::maybe_spawn() {
   // As Python's ThreadPoolExecutor, which starts a thread per submit unless an idle one takes
   // the task: start one while fewer than max_workers exist and either no worker is idle (parked
@@ -138,7 +151,7 @@ void Scheduler::maybe_spawn() {
   const std::uint64_t word = sleep_word_.load(std::memory_order_acquire);
   if ((searching_of(word) != 0 || idle_of(word) != 0) && !work_visible()) return;
   base::MutexLock lock(spawn_mu_);
-  if (num_workers_.load(std::memory_order_relaxed) >= max_workers_) return;
+  if (num_workers_.load(std::memory_order_relaxed) >= max_workers_ || spawning_closed_) return;
   spawn_worker();
 }
 
@@ -168,7 +181,13 @@ void Scheduler::notify() noexcept {
   // single total order of those operations one side comes first, so either we see the sleeper or
   // the sleeper sees our task: the wake-up cannot be lost.
   std::uint64_t word = sleep_word_.load(std::memory_order_seq_cst);
-  while (searching_of(word) == 0 && idle_of(word) != 0) {
+  while (searching_of(word) == 0) {
+    if (idle_of(word) == 0) {
+      // Every worker is busy. A searcher that took the last visible task just before a submit
+      // checked (so the submit saw a searcher and started no thread) ends up here too.
+      spawn_if_room();
+      return;
+    }
     Worker* sleeper = nullptr;
     {
       base::MutexLock lock(idle_mu_);
@@ -433,7 +452,13 @@ void Scheduler::join_all() {
   // Submits that passed the gate before shutdown may still be pushing (or starting a worker).
   while (submits_of(gate_.load(std::memory_order_acquire)) != 0) std::this_thread::yield();
   base::MutexLock lock(join_mu_);
-  const std::size_t n = num_workers_.load(std::memory_order_acquire);
+  std::size_t n = 0;
+  {
+    // No worker starts after this: the ones counted here are all there will be to join.
+    base::MutexLock spawn_lock(spawn_mu_);
+    spawning_closed_ = true;
+    n = num_workers_.load(std::memory_order_acquire);
+  }
   for (std::size_t i = 0; i < n; ++i) {
     if (workers_[i]->thread.joinable()) workers_[i]->thread.join();
   }

@@ -111,6 +111,7 @@ class Scheduler {
 
   void refuse_if_closed(std::uint64_t gate, StateBase* task);
   void maybe_spawn();
+  void spawn_if_room() noexcept;
   void spawn_worker() CONCUR_REQUIRES(spawn_mu_);
   void break_pool(std::exception_ptr error) noexcept;
   void drain(const std::function<void(StateBase*)>& dispose) noexcept;
@@ -135,6 +136,7 @@ class Scheduler {
   std::vector<Worker*> idle_ CONCUR_GUARDED_BY(idle_mu_);
 
   base::Mutex spawn_mu_;
+  bool spawning_closed_ CONCUR_GUARDED_BY(spawn_mu_) = false;
   base::Mutex join_mu_;
   std::once_flag broken_once_;
   std::string broken_message_;       // written once, before kBroken is published
