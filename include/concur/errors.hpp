@@ -62,4 +62,40 @@ class BrokenPromise : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A task that ran in another process threw. Carries what crossed the boundary: the exception's
+// type name, its message, and the pid of the process where it was thrown.
+class RemoteError : public std::runtime_error {
+ public:
+  RemoteError(std::string type_name, std::string message, int pid)
+      : std::runtime_error(type_name + " in process " + std::to_string(pid) + ": " + message),
+        type_name_(std::move(type_name)),
+        message_(std::move(message)),
+        pid_(pid) {}
+  const std::string& type_name() const noexcept { return type_name_; }
+  const std::string& message() const noexcept { return message_; }
+  int pid() const noexcept { return pid_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+  int pid_;
+};
+
+class EOFError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class TypeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Bytes from another process that are not a valid message: a bad header, a frame larger than
+// allowed, or a payload that does not decode as the type it claims. The channel is closed.
+class ProtocolError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace concur

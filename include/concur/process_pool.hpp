@@ -1,0 +1,217 @@
+// concur/process_pool.hpp: ProcessPoolExecutor, Python's concurrent.futures.ProcessPoolExecutor.
+//
+// Runs registered functions (concur/multiprocessing/registry.hpp) in up to max_workers worker
+// processes and hands back the same concur::Future as ThreadPoolExecutor, so wait() and
+// as_completed() work across both. Workers start on demand with the pool's start method
+// (default: the program's, initially forkserver); with spawn or forkserver, main() must call
+// concur::multiprocessing::main_guard(argc, argv) first. With fork, as in Python, every worker is
+// forked in the constructor (never later from the pool's own thread, which would fork a process
+// with threads), and max_tasks_per_child is refused (it would need forking later).
+//
+// Semantics kept from Python: map() yields in input order (with `chunksize` inputs per message);
+// a task's exception comes back as concur::RemoteError (type name, message, worker pid); an
+// initializer runs first in each worker; max_tasks_per_child replaces a worker after that many
+// tasks; shutdown(wait, cancel_futures). If a worker dies (killed, crashed, exit() in a task)
+// every pending future fails at once with concur::BrokenProcessPool, the other workers are
+// stopped, and later submits throw BrokenProcessPool: nothing hangs.
+//
+// Faster than Python's: tasks and results are batched per worker (one write carries many), the
+// number in flight per worker adapts to how long tasks take (many tiny ones, few long ones, so
+// long tasks still balance across workers), and arguments are cereal-encoded, not pickled.
+//
+// States: running -> shut down (submit throws concur::RuntimeError) | broken (submit throws
+// concur::BrokenProcessPool). The destructor is shutdown(true).
+// Thread safety: every member from any thread. Callbacks of the futures run on the pool's own
+// thread: keep them short and never wait in one for another future of the same pool.
+// Blocking: submit() and map() never wait for a worker; shutdown(true) waits for every task.
+// Errors: std::invalid_argument for an unregistered function or max_workers == 0.
+//
+// Example:
+//   int square(int x) { return x * x; }
+//   CONCUR_REGISTER(square);
+//   ...
+//   concur::ProcessPoolExecutor pool(4);
+//   auto f = pool.submit(square, 7);               // f.result() == 49
+//   for (int v : pool.map(square, std::vector{1, 2, 3}, {.chunksize = 64})) ...
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "concur/detail/chunked_map.hpp"
+#include "concur/futures.hpp"
+#include "concur/multiprocessing/process.hpp"
+#include "concur/multiprocessing/registry.hpp"
+
+namespace concur {
+
+namespace detail {
+class ProcessPoolCore;
+}
+
+struct ProcessPoolOptions {
+  std::optional<std::size_t> max_workers = std::nullopt;  // default: the number of cores
+  std::optional<multiprocessing::StartMethod> start_method = std::nullopt;
+  // Built with multiprocessing::make_call(init_fn, args...); runs first in every worker.
+  std::optional<multiprocessing::Call> initializer = std::nullopt;
+  std::uint64_t max_tasks_per_child = 0;  // 0: workers live as long as the pool
+  // With the fork start method all workers are forked at construction, and only if no other
+  // thread runs then (see concur/multiprocessing/process.hpp), unless this is set.
+  bool allow_fork_with_threads = false;
+};
+
+struct ProcessMapOptions {
+  std::optional<std::chrono::nanoseconds> timeout = std::nullopt;
+  std::size_t chunksize = 1;
+  std::optional<std::size_t> buffersize = std::nullopt;  // chunks submitted ahead (see MapOptions)
+};
+
+class ProcessPoolExecutor {
+ public:
+  ProcessPoolExecutor() : ProcessPoolExecutor(ProcessPoolOptions{}) {}
+  explicit ProcessPoolExecutor(std::size_t max_workers)
+      : ProcessPoolExecutor(ProcessPoolOptions{.max_workers = max_workers}) {}
+  explicit ProcessPoolExecutor(ProcessPoolOptions options);
+  ~ProcessPoolExecutor();
+  ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+  ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+
+  template <class R, class... P, class... A>
+  Future<std::remove_cvref_t<R>> submit(R (*fn)(P...), A&&... args) {
+    using Result = std::remove_cvref_t<R>;
+    multiprocessing::detail::FdOutbox outbox;  // descriptors among the arguments travel too
+    multiprocessing::Call call = multiprocessing::make_call(fn, std::forward<A>(args)...);
+    std::vector<std::string> one;
+    one.push_back(std::move(call.args));
+    auto* state = new detail::State<Result>();
+    Future<Result> future = detail::FutureAccess<Result>::adopt(state);
+    state->add_ref();  // the pool's reference until it completes the future
+    schedule(state, &complete_one<Result>, std::move(call.function), std::move(call.signature),
+             std::move(one), take_fds(outbox));
+    return future;
+  }
+
+  // Python's map(fn, inputs, timeout, chunksize): results in input order; a tuple input is
+  // unpacked into fn's parameters. With chunksize > 1 each message carries that many inputs and
+  // a failing input fails its whole chunk (as in Python).
+  template <class R, class... P, std::ranges::input_range Range>
+  [[nodiscard]] auto map(R (*fn)(P...), Range&& inputs, const ProcessMapOptions& options = {}) {
+    using Result = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
+    using View = std::views::all_t<Range>;
+    if (options.chunksize == 0) {
+      throw std::invalid_argument("concur::ProcessPoolExecutor::map(): chunksize must be >= 1");
+    }
+    const auto deadline =
+        options.timeout ? detail::deadline_after(*options.timeout) : detail::Deadline(std::nullopt);
+    auto submit_chunk = [this, fn](auto items) {
+      multiprocessing::detail::FdOutbox outbox;  // descriptors among the inputs travel too
+      std::vector<std::string> encoded;
+      encoded.reserve(items.size());
+      for (auto& item : items) encoded.push_back(encode_item(fn, std::move(item)));
+      return submit_encoded<Result>(fn, std::move(encoded), take_fds(outbox));
+    };
+    return detail::ChunkedMap<Result, View, decltype(submit_chunk)>(
+        std::views::all(std::forward<Range>(inputs)), std::move(submit_chunk), options.chunksize,
+        deadline, map_window<View>(options));
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false);
+  std::size_t max_workers() const noexcept;
+  // Worker processes started so far (replacements included).
+  std::size_t processes_started() const noexcept;
+  // The pids of the workers running now.
+  std::vector<int> worker_pids() const;
+
+ private:
+  using Completer = void (*)(detail::StateBase*, const std::vector<std::string>& results);
+
+  template <class T>
+  static void complete_one(detail::StateBase* base, const std::vector<std::string>& results) {
+    auto* state = static_cast<detail::State<T>*>(base);
+    try {
+      if constexpr (std::is_void_v<T>) {
+        (void)results;
+      } else {
+        state->emplace_value(multiprocessing::deserialize<T>(results.at(0)));
+      }
+    } catch (...) {
+      state->set_exception_ptr(std::current_exception());
+    }
+    state->finish();
+  }
+
+  template <class T>
+  static void complete_chunk(detail::StateBase* base, const std::vector<std::string>& results) {
+    auto* state = static_cast<detail::State<std::vector<T>>*>(base);
+    try {
+      std::vector<T> values;
+      values.reserve(results.size());
+      for (const std::string& r : results) {
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          values.emplace_back();
+        } else {
+          values.push_back(multiprocessing::deserialize<T>(r));
+        }
+      }
+      state->emplace_value(std::move(values));
+    } catch (...) {
+      state->set_exception_ptr(std::current_exception());
+    }
+    state->finish();
+  }
+
+  // Encodes one input as fn's argument tuple (unpacking a tuple input when fn wants that).
+  template <class R, class... P, class Item>
+  static std::string encode_item(R (*fn)(P...), Item&& item) {
+    if constexpr (std::is_invocable_v<R (*)(P...), Item&&>) {
+      return multiprocessing::make_call(fn, std::forward<Item>(item)).args;
+    } else {
+      return std::apply(
+          [&](auto&&... a) {
+            return multiprocessing::make_call(fn, std::forward<decltype(a)>(a)...).args;
+          },
+          std::forward<Item>(item));
+    }
+  }
+
+  // Submits already encoded inputs of fn as one message; the future gets their results.
+  template <class Result, class R, class... P>
+  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded,
+                                             std::vector<int> fds) {
+    const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
+    auto* state = new detail::State<std::vector<Result>>();
+    Future<std::vector<Result>> future = detail::FutureAccess<std::vector<Result>>::adopt(state);
+    state->add_ref();
+    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded),
+             std::move(fds));
+    return future;
+  }
+
+  template <class View>
+  std::size_t map_window(const ProcessMapOptions& options) const {
+    if (options.buffersize) {
+      if (*options.buffersize == 0) {
+        throw std::invalid_argument("concur::ProcessPoolExecutor::map(): buffersize must be >= 1");
+      }
+      return *options.buffersize;
+    }
+    return std::ranges::sized_range<View> ? 0 : 4 * max_workers();
+  }
+
+  static std::vector<int> take_fds(multiprocessing::detail::FdOutbox& outbox);
+  void schedule(detail::StateBase* state, Completer completer, std::string function,
+                std::string signature, std::vector<std::string> args, std::vector<int> fds);
+
+  std::unique_ptr<detail::ProcessPoolCore> core_;
+};
+
+}  // namespace concur

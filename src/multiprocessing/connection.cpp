@@ -1,0 +1,148 @@
+#include "concur/multiprocessing/connection.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <system_error>
+
+#include "multiprocessing/frames.hpp"
+
+namespace concur::multiprocessing {
+
+// A received user message carries its sender's type: tag (in the header) and name (a prefix of
+// the payload: u32 length, then the name), so that a mismatch can name both types.
+struct Connection::Reader {
+  detail::FrameDecoder decoder;
+};
+
+Connection::Connection() noexcept = default;
+
+Connection::Connection(int fd, bool readable, bool writable)
+    : fd_(fd), readable_(readable), writable_(writable), reader_(std::make_unique<Reader>()) {}
+
+Connection::~Connection() {
+  close();
+}
+
+Connection::Connection(Connection&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      readable_(other.readable_),
+      writable_(other.writable_),
+      reader_(std::move(other.reader_)) {}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    readable_ = other.readable_;
+    writable_ = other.writable_;
+    reader_ = std::move(other.reader_);
+  }
+  return *this;
+}
+
+void Connection::close() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void Connection::set_max_message_bytes(std::uint64_t bytes) {
+  if (reader_) reader_->decoder.set_max_frame_bytes(bytes);
+}
+
+namespace {
+
+void check_open(int fd, bool allowed, const char* call, const char* direction) {
+  if (fd < 0) {
+    throw std::logic_error(std::string("concur::multiprocessing::Connection::") + call +
+                           "(): the connection is closed");
+  }
+  if (!allowed) {
+    throw std::logic_error(std::string("concur::multiprocessing::Connection::") + call +
+                           "(): this end of a one-way Pipe cannot " + direction +
+                           "; use the other end, or Pipe(true) for a two-way one");
+  }
+}
+
+}  // namespace
+
+void Connection::send_tagged(std::uint64_t tag, const std::string& type_name,
+                             const std::string& payload, const std::vector<int>& fds,
+                             const concur::detail::Deadline& deadline) {
+  check_open(fd_, writable_, "send", "send");
+  std::string body;
+  const auto name_length = static_cast<std::uint32_t>(type_name.size());
+  body.append(reinterpret_cast<const char*>(&name_length), 4);
+  body.append(type_name);
+  body.append(payload);
+  std::string frame;
+  detail::append_frame(frame, detail::kUserMessage, tag, body,
+                       static_cast<std::uint16_t>(fds.size()));
+  detail::send_all(fd_, frame, fds, deadline);
+}
+
+Connection::Received Connection::receive_tagged(std::uint64_t tag,
+                                                const concur::detail::Deadline& deadline) {
+  check_open(fd_, readable_, "recv", "receive");
+  std::optional<detail::Frame> frame;
+  try {
+    frame = detail::receive_frame(fd_, reader_->decoder, deadline);
+  } catch (const ProtocolError&) {
+    close();
+    throw;
+  }
+  if (!frame) throw EOFError("concur::multiprocessing::Connection::recv(): the other end closed");
+  if (frame->kind != detail::kUserMessage || frame->payload.size() < 4) {
+    for (int fd : frame->fds) ::close(fd);
+    close();
+    throw ProtocolError("concur::multiprocessing::Connection::recv(): not a message frame");
+  }
+  std::uint32_t name_length = 0;
+  std::memcpy(&name_length, frame->payload.data(), 4);
+  if (name_length > frame->payload.size() - 4) {
+    for (int fd : frame->fds) ::close(fd);
+    close();
+    throw ProtocolError("concur::multiprocessing::Connection::recv(): a corrupt message header");
+  }
+  Received r{frame->payload.substr(4, name_length), frame->payload.substr(4 + name_length),
+             std::move(frame->fds)};
+  if (frame->tag != tag) {
+    for (int fd : r.fds) ::close(fd);
+    throw TypeError("concur::multiprocessing::Connection::recv(): the message was sent as " +
+                    r.type_name + ", not the type asked for; recv<" + r.type_name +
+                    ">() would read it");
+  }
+  return r;
+}
+
+void Connection::send_bytes(std::string_view bytes) {
+  send(std::string(bytes));
+}
+
+std::string Connection::recv_bytes() {
+  return recv<std::string>();
+}
+
+bool Connection::poll(std::chrono::nanoseconds timeout) {
+  check_open(fd_, readable_, "poll", "receive");
+  if (reader_->decoder.has_buffered_bytes()) return true;
+  return detail::wait_readable(fd_, concur::detail::deadline_after(timeout));
+}
+
+std::pair<Connection, Connection> Pipe(bool duplex) {
+  int fds[2];
+  if (duplex) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      throw std::system_error(errno, std::generic_category(), "concur::multiprocessing::Pipe");
+    }
+    return {Connection(fds[0]), Connection(fds[1])};
+  }
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw std::system_error(errno, std::generic_category(), "concur::multiprocessing::Pipe");
+  }
+  return {Connection(fds[0], true, false), Connection(fds[1], false, true)};
+}
+
+}  // namespace concur::multiprocessing

@@ -1,0 +1,494 @@
+#include "multiprocessing/launcher.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "concur/errors.hpp"
+#include "concur/multiprocessing/main_guard.hpp"
+#include "multiprocessing/root.hpp"
+
+extern char** environ;
+
+namespace concur::multiprocessing::detail {
+namespace {
+
+constexpr const char* kBootstrapVariable = "CONCUR_MP_BOOTSTRAP";
+constexpr const char* kForkserverVariable = "CONCUR_MP_FORKSERVER";
+
+std::atomic<bool> g_guard_ran{false};
+std::atomic<bool> g_is_child{false};
+std::mutex g_spawn_mu;  // one spawn at a time: the inherited descriptor must reach one child only
+
+[[noreturn]] void fail(const char* call) {
+  throw std::system_error(errno, std::generic_category(),
+                          std::string("concur::multiprocessing: ") + call);
+}
+
+int exitcode_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return 255;
+}
+
+std::vector<std::string> own_argv() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  for (std::size_t start = 0; start < all.size();) {
+    const std::size_t end = all.find('\0', start);
+    argv.push_back(all.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (argv.empty()) argv.emplace_back("concur-child");
+  return argv;
+}
+
+// Starts a fresh run of this program with `variable`=<fd>, `fd` inherited by it alone.
+pid_t exec_self(const char* variable, int fd) {
+  refuse_if_guard_missing();
+  std::lock_guard<std::mutex> lock(g_spawn_mu);
+  const int inherited = fcntl(fd, F_DUPFD, 3);  // no close-on-exec: for the child only
+  if (inherited < 0) fail("dup");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "CONCUR_MP_", 10) != 0) {
+      env_strings.emplace_back(*e);
+    }
+  }
+  env_strings.push_back(std::string(variable) + "=" + std::to_string(inherited));
+  env_strings.push_back(root_environment_entry());
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_strings = own_argv();
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data());
+  close(inherited);
+  if (rc != 0) {
+    errno = rc;
+    fail("posix_spawn of this program");
+  }
+  return pid;
+}
+
+std::pair<int, int> socket_pair() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) fail("socketpair");
+  return {sv[0], sv[1]};
+}
+
+void send_bootstrap(int channel, const Bootstrap& bootstrap, const std::vector<int>& fds) {
+  std::string frame;
+  append_frame(frame, kBootstrap, 0, serialize(bootstrap), static_cast<std::uint16_t>(fds.size()));
+  send_all(channel, frame, fds, std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The forkserver: a single-threaded run of this program that forks children on request, so that
+// they start fast and never inherit another thread's locks.
+
+class ForkServer {
+ public:
+  // Returns the new child's pid and the read end of a pipe that gets its wait status.
+  std::pair<pid_t, int> fork_child(int child_channel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    start_if_needed();
+    int status[2];
+    if (pipe2(status, O_CLOEXEC) != 0) fail("pipe");
+    std::string request;
+    append_frame(request, kControl, 0, "fork", 2);
+    try {
+      send_all(control_, request, {child_channel, status[1]}, std::nullopt);
+      close(status[1]);
+      auto reply = receive_frame(control_, decoder_, std::nullopt);
+      if (!reply || reply->payload.size() != sizeof(pid_t)) {
+        throw RuntimeError("concur::multiprocessing: the forkserver process went away");
+      }
+      pid_t pid = 0;
+      std::memcpy(&pid, reply->payload.data(), sizeof pid);
+      if (pid <= 0) throw RuntimeError("concur::multiprocessing: the forkserver could not fork");
+      return {pid, status[0]};
+    } catch (...) {
+      close(status[0]);
+      restart_next_time();
+      throw;
+    }
+  }
+
+ private:
+  void start_if_needed() {
+    if (control_ >= 0) return;
+    auto [ours, theirs] = socket_pair();
+    server_pid_ = exec_self(kForkserverVariable, theirs);
+    close(theirs);
+    control_ = ours;
+  }
+  void restart_next_time() {
+    if (control_ >= 0) close(control_);
+    control_ = -1;
+    if (server_pid_ > 0) {
+      ::kill(server_pid_, SIGKILL);
+      waitpid(server_pid_, nullptr, 0);
+      server_pid_ = 0;
+    }
+  }
+
+  std::mutex mu_;
+  int control_ = -1;
+  pid_t server_pid_ = 0;
+  FrameDecoder decoder_;
+};
+
+ForkServer& forkserver() {
+  static ForkServer* server = new ForkServer();  // lives until exit; its process exits with us
+  return *server;
+}
+
+int g_sigchld_pipe[2] = {-1, -1};
+
+void on_sigchld(int) {
+  const int saved = errno;
+  const char byte = 1;
+  [[maybe_unused]] const ssize_t n = write(g_sigchld_pipe[1], &byte, 1);
+  errno = saved;
+}
+
+[[noreturn]] void run_forkserver(int control) {
+  g_is_child = true;
+  signal(SIGINT, SIG_IGN);  // a Ctrl-C meant for the program must not kill the server mid-fork
+  if (pipe2(g_sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) std::_Exit(1);
+  struct sigaction sa {};
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, nullptr);
+  FrameDecoder decoder;
+  std::vector<std::pair<pid_t, int>> children;  // pid, status fd
+  for (;;) {
+    pollfd fds[2] = {{control, POLLIN, 0}, {g_sigchld_pipe[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) std::_Exit(1);
+    if (fds[1].revents & POLLIN) {
+      char drain[64];
+      while (read(g_sigchld_pipe[0], drain, sizeof drain) > 0) {
+      }
+      int status = 0;
+      pid_t pid = 0;
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (auto it = children.begin(); it != children.end(); ++it) {
+          if (it->first != pid) continue;
+          [[maybe_unused]] const ssize_t n = write(it->second, &status, sizeof status);
+          close(it->second);
+          children.erase(it);
+          break;
+        }
+      }
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
+    if (!decoder.read_available(control)) std::_Exit(0);  // the program ended
+    while (auto request = decoder.next()) {
+      if (request->fds.size() != 2) std::_Exit(1);
+      const int channel = request->fds[0];
+      const int status_fd = request->fds[1];
+      const pid_t pid = fork();
+      if (pid == 0) {
+        close(control);
+        close(g_sigchld_pipe[0]);
+        close(g_sigchld_pipe[1]);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        for (auto& [other, fd] : children) close(fd);
+        close(status_fd);
+        run_child(channel, false);
+      }
+      close(channel);
+      if (pid > 0) {
+        children.emplace_back(pid, status_fd);
+      } else {
+        close(status_fd);
+      }
+      std::string reply;
+      append_frame(reply, kControl, 0,
+                   std::string_view(reinterpret_cast<const char*>(&pid), sizeof pid));
+      send_all(control, reply, {}, std::nullopt);
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ChildWatch
+
+ChildWatch ChildWatch::direct(pid_t pid) {
+  ChildWatch w;
+  w.pid_ = pid;
+  w.fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  w.direct_ = true;
+  return w;
+}
+
+ChildWatch ChildWatch::relayed(pid_t pid, int status_fd) {
+  ChildWatch w;
+  w.pid_ = pid;
+  w.fd_ = status_fd;
+  w.direct_ = false;
+  return w;
+}
+
+ChildWatch::ChildWatch(ChildWatch&& other) noexcept
+    : pid_(std::exchange(other.pid_, 0)),
+      fd_(std::exchange(other.fd_, -1)),
+      direct_(other.direct_),
+      exitcode_(other.exitcode_) {}
+
+ChildWatch& ChildWatch::operator=(ChildWatch&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    pid_ = std::exchange(other.pid_, 0);
+    fd_ = std::exchange(other.fd_, -1);
+    direct_ = other.direct_;
+    exitcode_ = other.exitcode_;
+  }
+  return *this;
+}
+
+ChildWatch::~ChildWatch() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool ChildWatch::wait(const Deadline& deadline) {
+  if (exitcode_) return true;
+  if (pid_ <= 0) return false;
+  if (direct_) {
+    if (fd_ >= 0) {
+      if (!wait_readable(fd_, deadline)) return false;
+    } else {
+      // No pidfd (an old kernel): poll with waitpid.
+      for (;;) {
+        int status = 0;
+        const pid_t r = waitpid(pid_, &status, WNOHANG);
+        if (r == pid_) {
+          exitcode_ = exitcode_of(status);
+          return true;
+        }
+        if (deadline && Clock::now() >= *deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0) {
+      if (errno != EINTR) {
+        exitcode_ = 255;
+        break;
+      }
+    }
+    if (!exitcode_) exitcode_ = exitcode_of(status);
+  } else {
+    if (!wait_readable(fd_, deadline)) return false;
+    int status = 0;
+    const ssize_t n = read(fd_, &status, sizeof status);
+    exitcode_ = n == sizeof status ? exitcode_of(status) : 255;  // 255: the forkserver died
+  }
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  return true;
+}
+
+void ChildWatch::signal(int sig) const {
+  if (!exitcode_ && pid_ > 0) ::kill(pid_, sig);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launching
+
+std::size_t thread_count() {
+  std::size_t n = 0;
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    closedir(dir);
+  }
+  return n;
+}
+
+void refuse_if_guard_missing() {
+  if (g_guard_ran.load()) return;
+  if (std::getenv(kBootstrapVariable) || std::getenv(kForkserverVariable)) {
+    std::fputs(
+        "concur: this process was started by concur::multiprocessing (spawn or forkserver), but "
+        "its main() tried to start another process before calling "
+        "concur::multiprocessing::main_guard(argc, argv). Add that call as the first line of "
+        "main(): it is C++'s `if __name__ == '__main__':`, and without it every child would "
+        "start children of its own.\n",
+        stderr);
+    std::_Exit(kMainGuardMissingExitCode);
+  }
+}
+
+Launched launch(StartMethod method, const Bootstrap& bootstrap, const std::vector<int>& fds,
+                bool keep_channel) {
+  refuse_if_guard_missing();
+  auto [ours, theirs] = socket_pair();
+  Launched launched;
+  try {
+    if (method == StartMethod::spawn) {
+      const pid_t pid = exec_self(kBootstrapVariable, theirs);
+      launched.watch = ChildWatch::direct(pid);
+    } else {
+      auto [pid, status_fd] = forkserver().fork_child(theirs);
+      launched.watch = ChildWatch::relayed(pid, status_fd);
+    }
+    close(theirs);
+    theirs = -1;
+    send_bootstrap(ours, bootstrap, fds);
+  } catch (...) {
+    if (theirs >= 0) close(theirs);
+    close(ours);
+    throw;
+  }
+  if (keep_channel) {
+    launched.channel = ours;
+  } else {
+    close(ours);
+  }
+  return launched;
+}
+
+Launched launch_fork(const std::function<int(int)>& body, bool allow_threads, bool keep_channel) {
+  refuse_if_guard_missing();
+  if (!allow_threads) {
+    const std::size_t threads = thread_count();
+    if (threads > 1) {
+      throw RuntimeError(
+          "concur::multiprocessing: fork() with " + std::to_string(threads) +
+          " threads running can deadlock the child (a lock another thread holds stays locked "
+          "forever there; Python 3.12 warns about this); use StartMethod::forkserver or spawn, "
+          "or set allow_fork_with_threads if you know no thread holds a lock");
+    }
+  }
+  int ours = -1;
+  int theirs = -1;
+  if (keep_channel) std::tie(ours, theirs) = socket_pair();
+  program_root_pid();    // known before the fork, so the child has it in memory
+  std::fflush(nullptr);  // or the child would print the parent's buffered output again
+  const pid_t pid = fork();
+  if (pid < 0) {
+    if (ours >= 0) close(ours);
+    if (theirs >= 0) close(theirs);
+    fail("fork");
+  }
+  if (pid == 0) {
+    g_is_child = true;
+    if (ours >= 0) close(ours);
+    int code = 1;
+    try {
+      code = body(theirs);
+    } catch (...) {
+    }
+    std::fflush(nullptr);
+    std::_Exit(code);  // not exit(): the parent's atexit handlers and static objects are its own
+  }
+  if (theirs >= 0) close(theirs);
+  return Launched{ChildWatch::direct(pid), ours};
+}
+
+int run_call(const std::string& process_name, const Call& call) {
+  const Registration* reg = find_registration(call.function);
+  if (!reg) {
+    std::fprintf(stderr,
+                 "Process %s: the function '%s' is not registered in this program; nothing was "
+                 "run (register it with CONCUR_REGISTER)\n",
+                 process_name.c_str(), call.function.c_str());
+    return 1;
+  }
+  if (reg->signature != call.signature) {
+    std::fprintf(stderr,
+                 "Process %s: '%s' has signature %s here but %s in the parent (two builds of "
+                 "the program?); nothing was run\n",
+                 process_name.c_str(), call.function.c_str(), reg->signature.c_str(),
+                 call.signature.c_str());
+    return 1;
+  }
+  try {
+    reg->invoke(call.args);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", process_name.c_str(),
+                 type_name(typeid(e)).c_str(), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "Process %s: an exception not derived from std::exception\n",
+                 process_name.c_str());
+  }
+  return 1;
+}
+
+void run_child(int channel, bool forked) {
+  g_is_child = true;
+  int code = 1;
+  try {
+    FrameDecoder decoder;
+    auto frame = receive_frame(channel, decoder, std::nullopt);
+    if (!frame || frame->kind != kBootstrap) {
+      std::fputs("concur: a child process got no instructions from its parent\n", stderr);
+    } else {
+      FdInbox inbox(std::move(frame->fds));  // descriptors inside the call's arguments
+      const Bootstrap bootstrap = deserialize<Bootstrap>(frame->payload);
+      code = bootstrap.mode == Bootstrap::kPoolWorker
+                 ? run_pool_worker(channel, decoder, bootstrap)
+                 : run_call(bootstrap.process_name, bootstrap.call);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "concur: a child process failed before its task: %s\n", e.what());
+  }
+  std::fflush(nullptr);
+  if (forked) std::_Exit(code);
+  std::exit(code);  // a fresh run of the program: its own atexit handlers and statics may run
+}
+
+}  // namespace concur::multiprocessing::detail
+
+namespace concur::multiprocessing {
+
+void main_guard(int, char**) {
+  detail::g_guard_ran = true;
+  if (const char* server = std::getenv(detail::kForkserverVariable)) {
+    const int fd = std::atoi(server);
+    unsetenv(detail::kForkserverVariable);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    detail::run_forkserver(fd);
+  }
+  if (const char* bootstrap = std::getenv(detail::kBootstrapVariable)) {
+    const int fd = std::atoi(bootstrap);
+    unsetenv(detail::kBootstrapVariable);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    detail::run_child(fd, false);
+  }
+}
+
+bool is_child_process() {
+  return detail::g_is_child.load();
+}
+
+}  // namespace concur::multiprocessing

@@ -1,0 +1,721 @@
+// ProcessPoolExecutor: one manager thread in the parent (epoll over the workers' sockets and exit
+// watches) and, in each worker process, a loop that runs the tasks it is sent.
+//
+// Batching: the manager appends task frames for a worker to one buffer and writes it when it
+// drains events; a worker runs every task that has arrived before it writes their results back in
+// one write. How many tasks a worker may have in flight adapts to how long tasks take (the workers
+// report their busy time), so tiny tasks stream and long ones still spread over the workers.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "concur/errors.hpp"
+#include "concur/process_pool.hpp"
+#include "multiprocessing/launcher.hpp"
+
+namespace concur {
+
+namespace mp = multiprocessing;
+namespace mpd = multiprocessing::detail;
+
+namespace {
+
+struct TaskMessage {
+  std::uint64_t id = 0;
+  std::string function;
+  std::string signature;
+  std::vector<std::string> args;
+  template <class Archive>
+  void serialize(Archive& a) {
+    a(id, function, signature, args);
+  }
+};
+
+struct ResultMessage {
+  enum : std::uint8_t { kOk = 0, kRaised = 1 };
+  std::uint64_t id = 0;
+  std::uint8_t status = kOk;
+  std::vector<std::string> results;
+  std::string error_type;
+  std::string error_message;
+  std::int32_t pid = 0;
+  std::uint64_t busy_ns = 0;
+  template <class Archive>
+  void serialize(Archive& a) {
+    a(id, status, results, error_type, error_message, pid, busy_ns);
+  }
+};
+
+constexpr std::string_view kReady = "ready";
+constexpr std::string_view kExit = "exit";
+constexpr std::string_view kInitFailed = "init-failed";
+
+// Enough tasks in flight per worker to cover this much work, so that its socket never runs dry.
+constexpr double kInFlightNs = 200'000;
+constexpr std::size_t kMinInFlight = 2;
+constexpr std::size_t kMaxInFlight = 256;
+
+std::size_t default_workers() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The worker process
+
+namespace multiprocessing::detail {
+namespace {
+
+ResultMessage run_task(const TaskMessage& task) {
+  ResultMessage result;
+  result.id = task.id;
+  result.pid = getpid();
+  const auto t0 = std::chrono::steady_clock::now();
+  const Registration* reg = find_registration(task.function);
+  if (!reg || reg->signature != task.signature) {
+    result.status = ResultMessage::kRaised;
+    result.error_type = "concur::multiprocessing::NotRegistered";
+    result.error_message = reg ? "'" + task.function + "' has another signature in the worker (" +
+                                     reg->signature + " vs " + task.signature + ")"
+                               : "no function named '" + task.function +
+                                     "' is registered in the worker; nothing was run";
+    return result;
+  }
+  try {
+    result.results.reserve(task.args.size());
+    for (const std::string& args : task.args) result.results.push_back(reg->invoke(args));
+  } catch (const std::exception& e) {
+    result.status = ResultMessage::kRaised;
+    result.results.clear();
+    result.error_type = type_name(typeid(e));
+    result.error_message = e.what();
+  } catch (...) {
+    result.status = ResultMessage::kRaised;
+    result.results.clear();
+    result.error_type = "unknown";
+    result.error_message = "an exception not derived from std::exception";
+  }
+  result.busy_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+  return result;
+}
+
+void send_control(int channel, std::string_view what) {
+  std::string frame;
+  append_frame(frame, kControl, 0, what);
+  send_all(channel, frame, {}, std::nullopt);
+}
+
+}  // namespace
+
+int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstrap) {
+  if (!bootstrap.call.function.empty()) {
+    const Registration* reg = find_registration(bootstrap.call.function);
+    std::string failure;
+    if (!reg) {
+      failure = "concur::multiprocessing::NotRegistered\nthe initializer '" +
+                bootstrap.call.function + "' is not registered in the worker";
+    } else {
+      try {
+        reg->invoke(bootstrap.call.args);
+      } catch (const std::exception& e) {
+        failure = type_name(typeid(e)) + "\n" + e.what();
+      } catch (...) {
+        failure = "unknown\nan exception not derived from std::exception";
+      }
+    }
+    if (!failure.empty()) {
+      send_control(channel, std::string(kInitFailed) + "\n" + failure);
+      return 1;
+    }
+  }
+  send_control(channel, kReady);
+  std::string out;
+  std::uint64_t done = 0;
+  for (;;) {
+    while (auto frame = decoder.next()) {
+      if (frame->kind == kControl && frame->payload == kExit) {
+        send_all(channel, out, {}, std::nullopt);
+        return 0;
+      }
+      if (frame->kind != kTask) continue;
+      FdInbox inbox(std::move(frame->fds));
+      const ResultMessage result = run_task(deserialize<TaskMessage>(frame->payload));
+      append_frame(out, kResult, 0, serialize(result));
+      ++done;
+      if (bootstrap.max_tasks != 0 && done >= bootstrap.max_tasks) {
+        send_all(channel, out, {}, std::nullopt);
+        return 0;
+      }
+    }
+    // Everything that had arrived is done: send the results before waiting for more.
+    if (!out.empty() && !wait_readable(channel, Clock::now())) {
+      send_all(channel, out, {}, std::nullopt);
+      out.clear();
+    }
+    if (!wait_readable(channel, std::nullopt)) continue;
+    if (!decoder.read_available(channel)) {
+      if (!out.empty()) send_all(channel, out, {}, std::nullopt);
+      return 0;  // the pool is gone
+    }
+  }
+}
+
+}  // namespace multiprocessing::detail
+
+// ---------------------------------------------------------------------------------------------
+// The parent side
+
+namespace detail {
+
+class ProcessPoolCore {
+ public:
+  explicit ProcessPoolCore(ProcessPoolOptions options);
+  ~ProcessPoolCore();
+
+  struct Pending {
+    std::uint64_t id = 0;
+    StateBase* state = nullptr;
+    void (*completer)(StateBase*, const std::vector<std::string>&) = nullptr;
+    std::string function;
+    std::string signature;
+    std::vector<std::string> args;
+    std::vector<int> fds;
+    std::size_t inputs = 0;  // how many calls the message carries (chunks carry several)
+    ~Pending() {
+      for (int fd : fds) ::close(fd);
+    }
+  };
+
+  void schedule(std::unique_ptr<Pending> task);
+  void shutdown(bool wait, bool cancel_futures);
+  std::size_t max_workers() const { return max_workers_; }
+  std::size_t processes_started() const { return started_.load(); }
+  std::vector<int> worker_pids() const;
+
+ private:
+  struct Worker {
+    mpd::Launched launched;
+    mpd::FrameDecoder decoder;
+    std::string out;
+    std::vector<int> out_fds;  // descriptors to attach at the start of `out` (one frame's)
+    std::deque<std::unique_ptr<Pending>> in_flight;
+    std::uint64_t sent = 0;
+    bool ready = false;
+    bool exit_sent = false;
+    bool exited = false;
+    std::string init_failure;
+  };
+
+  void run();
+  void wake();
+  bool handle_events(int timeout_ms);
+  void on_readable(Worker& w);
+  void on_result(Worker& w, const mpd::Frame& frame);
+  void on_exit(Worker& w);
+  void dispatch();
+  void flush(Worker& w);
+  void start_worker();
+  void break_pool(std::string why);
+  bool quiescent() const;
+  void stop_workers();
+  std::size_t in_flight_limit() const;
+  void fail_all(std::deque<std::unique_ptr<Pending>>& tasks, const std::exception_ptr& error);
+
+  const std::size_t max_workers_;
+  const mp::StartMethod method_;
+  const std::optional<mp::Call> initializer_;
+  const std::uint64_t max_tasks_per_child_;
+  std::atomic<std::size_t> started_{0};
+
+  mutable std::mutex mu_;
+  std::deque<std::unique_ptr<Pending>> queue_;  // submitted, not yet sent to a worker
+  bool shutdown_ = false;
+  bool broken_ = false;
+  std::string broken_message_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ = false;
+  std::vector<int> pids_;  // for worker_pids()
+
+  int event_fd_ = -1;
+  int epoll_fd_ = -1;
+  std::atomic<bool> wake_pending_{false};
+  std::thread manager_;
+  std::atomic<std::uint64_t> next_id_{1};
+
+  // Manager thread only.
+  std::vector<std::unique_ptr<Worker>> workers_;
+  double avg_task_ns_ = 0;
+  unsigned worker_counter_ = 0;
+};
+
+ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
+    : max_workers_(options.max_workers.value_or(default_workers())),
+      method_(options.start_method.value_or(mp::get_start_method())),
+      initializer_(std::move(options.initializer)),
+      max_tasks_per_child_(options.max_tasks_per_child) {
+  if (options.max_workers && *options.max_workers == 0) {
+    throw std::invalid_argument(
+        "concur::ProcessPoolExecutor: max_workers must be greater than 0; leave it unset for one "
+        "worker per core");
+  }
+  mpd::refuse_if_guard_missing();
+  if (method_ == mp::StartMethod::fork && max_tasks_per_child_ != 0) {
+    throw std::invalid_argument(
+        "concur::ProcessPoolExecutor: max_tasks_per_child needs workers started later, which the "
+        "fork start method cannot do safely (the pool's thread exists by then); use forkserver "
+        "or spawn (Python refuses this combination too)");
+  }
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (event_fd_ < 0 || epoll_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "concur::ProcessPoolExecutor");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
+  if (method_ == mp::StartMethod::fork) {
+    // All now, from this thread, before the pool's own thread exists.
+    const std::size_t threads = mpd::thread_count();
+    if (threads > 1 && !options.allow_fork_with_threads) {
+      throw RuntimeError(
+          "concur::ProcessPoolExecutor: the fork start method with " + std::to_string(threads) +
+          " threads running can deadlock the workers (a lock another thread holds stays locked "
+          "in them); use forkserver (the default) or spawn, or set allow_fork_with_threads");
+    }
+    for (std::size_t i = 0; i < max_workers_; ++i) start_worker();
+  }
+  manager_ = std::thread([this] { run(); });
+}
+
+ProcessPoolCore::~ProcessPoolCore() {
+  if (manager_.joinable()) manager_.join();
+  if (event_fd_ >= 0) ::close(event_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void ProcessPoolCore::wake() {
+  if (!wake_pending_.exchange(true)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = write(event_fd_, &one, sizeof one);
+  }
+}
+
+void ProcessPoolCore::schedule(std::unique_ptr<Pending> task) {
+  task->id = next_id_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) {
+      task->state->release();
+      throw BrokenProcessPool(broken_message_);
+    }
+    if (shutdown_) {
+      task->state->release();
+      throw RuntimeError(
+          "concur::ProcessPoolExecutor::submit(): cannot schedule new futures after shutdown; "
+          "submit before shutdown() is called or the pool goes out of scope");
+    }
+    queue_.push_back(std::move(task));
+  }
+  wake();
+}
+
+void ProcessPoolCore::shutdown(bool wait, bool cancel_futures) {
+  std::deque<std::unique_ptr<Pending>> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    if (cancel_futures) cancelled.swap(queue_);
+  }
+  for (auto& t : cancelled) {
+    t->state->cancel();
+    t->state->release();
+  }
+  wake();
+  if (wait) {
+    if (std::this_thread::get_id() == manager_.get_id()) {
+      throw RuntimeError(
+          "concur::ProcessPoolExecutor::shutdown(wait=true): called from a future's callback, "
+          "which runs on the pool's own thread; call shutdown(false) there");
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    stopped_cv_.wait(lock, [&] { return stopped_; });
+  }
+}
+
+std::vector<int> ProcessPoolCore::worker_pids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pids_;
+}
+
+std::size_t ProcessPoolCore::in_flight_limit() const {
+  if (avg_task_ns_ <= 0) return kMinInFlight;
+  const auto n = static_cast<std::size_t>(kInFlightNs / avg_task_ns_);
+  return std::clamp(n, kMinInFlight, kMaxInFlight);
+}
+
+void ProcessPoolCore::start_worker() {
+  mpd::Bootstrap bootstrap;
+  bootstrap.mode = mpd::Bootstrap::kPoolWorker;
+  bootstrap.process_name = "ProcessPoolExecutor-worker-" + std::to_string(++worker_counter_);
+  if (initializer_) bootstrap.call = *initializer_;
+  bootstrap.max_tasks = max_tasks_per_child_;
+  auto w = std::make_unique<Worker>();
+  if (method_ == mp::StartMethod::fork) {
+    w->launched = mpd::launch_fork(
+        [bootstrap](int channel) {
+          mpd::FrameDecoder decoder;
+          return mpd::run_pool_worker(channel, decoder, bootstrap);
+        },
+        /*allow_threads=*/true, /*keep_channel=*/true);
+  } else {
+    w->launched = mpd::launch(method_, bootstrap, {}, /*keep_channel=*/true);
+  }
+  fcntl(w->launched.channel, F_SETFL, fcntl(w->launched.channel, F_GETFL) | O_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = w.get();
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.channel, &ev);
+  if (w->launched.watch.fd() >= 0) {
+    epoll_event exit_ev{};
+    exit_ev.events = EPOLLIN;
+    // The low bit marks "this worker's exit watch" (Worker objects are at least 2-aligned).
+    exit_ev.data.u64 = reinterpret_cast<std::uintptr_t>(w.get()) | 1;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.watch.fd(), &exit_ev);
+  }
+  ++started_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pids_.push_back(w->launched.watch.pid());
+  }
+  workers_.push_back(std::move(w));
+}
+
+void ProcessPoolCore::dispatch() {
+  const std::size_t limit = in_flight_limit();
+  for (auto& w : workers_) {
+    if (w->exit_sent) continue;
+    std::size_t room = limit > w->in_flight.size() ? limit - w->in_flight.size() : 0;
+    if (max_tasks_per_child_ != 0) {
+      room = std::min<std::size_t>(room, max_tasks_per_child_ - std::min(w->sent, max_tasks_per_child_));
+    }
+    // Take the tasks under the lock and mark them running there: from then on shutdown's
+    // cancel_futures cannot reach them, exactly as for Python's call queue.
+    std::vector<std::unique_ptr<Pending>> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (batch.size() < room && !queue_.empty()) {
+        std::unique_ptr<Pending> task = std::move(queue_.front());
+        queue_.pop_front();
+        if (task->state->try_start()) {
+          batch.push_back(std::move(task));
+        } else {
+          task->state->release();  // cancelled while queued
+        }
+      }
+    }
+    for (auto& task : batch) {
+      if (!task->fds.empty()) flush(*w);  // a frame with descriptors starts a write of its own
+      task->inputs = task->args.size();
+      TaskMessage message{task->id, task->function, task->signature, std::move(task->args)};
+      mpd::append_frame(w->out, mpd::kTask, 0, mp::serialize(message),
+                        static_cast<std::uint16_t>(task->fds.size()));
+      w->out_fds = std::move(task->fds);
+      task->fds.clear();
+      if (!w->out_fds.empty()) flush(*w);
+      ++w->sent;
+      w->in_flight.push_back(std::move(task));
+    }
+  }
+  // Start another worker while there is work that the current ones cannot take yet.
+  std::size_t live = 0;
+  bool all_busy = true;
+  for (auto& w : workers_) {
+    if (w->exit_sent) continue;
+    ++live;
+    if (w->in_flight.empty()) all_busy = false;
+  }
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued = !queue_.empty();
+  }
+  if (queued && all_busy && live < max_workers_ && method_ != mp::StartMethod::fork) {
+    try {
+      start_worker();
+    } catch (const std::exception& e) {
+      if (live == 0) {
+        break_pool(std::string("concur::ProcessPoolExecutor: could not start a worker process (") +
+                   e.what() + ")");
+      }
+    }
+  }
+}
+
+void ProcessPoolCore::flush(Worker& w) {
+  if (w.out.empty()) return;
+  try {
+    mpd::send_all(w.launched.channel, w.out, w.out_fds, std::nullopt);
+  } catch (const EOFError&) {
+    // The worker is gone; its exit is handled when the watch fires.
+  }
+  for (int fd : w.out_fds) ::close(fd);
+  w.out_fds.clear();
+  w.out.clear();
+}
+
+void ProcessPoolCore::on_result(Worker& w, const mpd::Frame& frame) {
+  const auto message = mp::deserialize<ResultMessage>(frame.payload);
+  if (w.in_flight.empty() || w.in_flight.front()->id != message.id) {
+    break_pool("concur::ProcessPoolExecutor: a worker answered a task it was not given");
+    return;
+  }
+  std::unique_ptr<Pending> task = std::move(w.in_flight.front());
+  w.in_flight.pop_front();
+  const double per_task = static_cast<double>(message.busy_ns) /
+                          static_cast<double>(std::max<std::size_t>(1, task->inputs));
+  avg_task_ns_ = avg_task_ns_ <= 0 ? per_task : 0.9 * avg_task_ns_ + 0.1 * per_task;
+  if (message.status == ResultMessage::kOk) {
+    task->completer(task->state, message.results);
+  } else {
+    task->state->fail(std::make_exception_ptr(
+        RemoteError(message.error_type, message.error_message, message.pid)));
+  }
+  task->state->release();
+}
+
+void ProcessPoolCore::on_readable(Worker& w) {
+  const bool open = w.decoder.read_available(w.launched.channel);
+  try {
+    while (auto frame = w.decoder.next()) {
+      if (frame->kind == mpd::kResult) {
+        on_result(w, *frame);
+      } else if (frame->kind == mpd::kControl) {
+        if (frame->payload == kReady) {
+          w.ready = true;
+        } else if (frame->payload.rfind(kInitFailed, 0) == 0) {
+          w.init_failure = frame->payload.substr(kInitFailed.size() + 1);
+        }
+      }
+      for (int fd : frame->fds) ::close(fd);
+    }
+  } catch (const ProtocolError& e) {
+    break_pool(std::string("concur::ProcessPoolExecutor: a worker sent a corrupt message (") +
+               e.what() + ")");
+  }
+  if (!open && !w.exited) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.launched.channel, nullptr);
+    if (w.launched.watch.fd() < 0) on_exit(w);  // no exit watch: the end of the socket tells
+  }
+}
+
+void ProcessPoolCore::on_exit(Worker& w) {
+  w.exited = true;
+  w.launched.watch.wait(std::nullopt);
+  if (w.launched.channel >= 0) {
+    on_readable(w);  // results it wrote before exiting
+  }
+  const int code = w.launched.watch.exitcode().value_or(255);
+  const bool expected = w.exit_sent || (max_tasks_per_child_ != 0 && code == 0 &&
+                                        w.sent >= max_tasks_per_child_ && w.in_flight.empty());
+  if (!expected && !broken_) {
+    std::string why;
+    if (!w.init_failure.empty()) {
+      const auto nl = w.init_failure.find('\n');
+      why = "concur::ProcessPoolExecutor: a worker's initializer threw (" +
+            w.init_failure.substr(0, nl) + ": " + w.init_failure.substr(nl + 1) +
+            "), so the pool is broken; fix the initializer or catch inside it";
+    } else if (code == mp::kMainGuardMissingExitCode) {
+      why =
+          "concur::ProcessPoolExecutor: a worker exited before running anything because this "
+          "program's main() does not call concur::multiprocessing::main_guard(argc, argv) "
+          "first; add that line";
+    } else {
+      why =
+          "concur::ProcessPoolExecutor: a process in the pool was terminated abruptly while the "
+          "future was running or pending (worker pid " +
+          std::to_string(w.launched.watch.pid()) +
+          (code < 0 ? ", killed by signal " + std::to_string(-code)
+                    : ", exit code " + std::to_string(code)) +
+          "); the pool is broken and runs no more tasks";
+    }
+    break_pool(why);
+  }
+  if (w.launched.channel >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.launched.channel, nullptr);
+    ::close(w.launched.channel);
+    w.launched.channel = -1;
+  }
+  const pid_t pid = w.launched.watch.pid();
+  auto exception = std::make_exception_ptr(BrokenProcessPool(
+      broken_message_.empty() ? "concur::ProcessPoolExecutor: a worker exited with tasks in flight"
+                              : broken_message_));
+  fail_all(w.in_flight, exception);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase(pids_, pid);
+  }
+  std::erase_if(workers_, [&](const auto& p) { return p.get() == &w; });
+}
+
+void ProcessPoolCore::fail_all(std::deque<std::unique_ptr<Pending>>& tasks,
+                               const std::exception_ptr& error) {
+  for (auto& t : tasks) {
+    t->state->fail(error);
+    t->state->release();
+  }
+  tasks.clear();
+}
+
+void ProcessPoolCore::break_pool(std::string why) {
+  std::deque<std::unique_ptr<Pending>> queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) return;
+    broken_ = true;
+    broken_message_ = why;
+    queued.swap(queue_);
+  }
+  auto error = std::make_exception_ptr(BrokenProcessPool(why));
+  fail_all(queued, error);
+  for (auto& w : workers_) {
+    fail_all(w->in_flight, error);
+    w->launched.watch.signal(SIGKILL);  // as Python: a broken pool stops every worker
+    w->exit_sent = true;
+  }
+}
+
+bool ProcessPoolCore::quiescent() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty()) return false;
+  }
+  for (const auto& w : workers_) {
+    if (!w->in_flight.empty()) return false;
+  }
+  return true;
+}
+
+void ProcessPoolCore::stop_workers() {
+  for (auto& w : workers_) {
+    if (!w->exit_sent && w->launched.channel >= 0) {
+      mpd::append_frame(w->out, mpd::kControl, 0, kExit);
+      flush(*w);
+      w->exit_sent = true;
+    }
+  }
+}
+
+bool ProcessPoolCore::handle_events(int timeout_ms) {
+  epoll_event events[64];
+  const int n = epoll_wait(epoll_fd_, events, 64, timeout_ms);
+  for (int i = 0; i < n; ++i) {
+    const auto tag = events[i].data.u64;
+    if (tag == 0) {
+      std::uint64_t drained = 0;
+      while (read(event_fd_, &drained, sizeof drained) > 0) {
+      }
+      wake_pending_ = false;
+      continue;
+    }
+    auto* w = reinterpret_cast<Worker*>(tag & ~std::uint64_t{1});
+    const bool alive =
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& p) { return p.get() == w; });
+    if (!alive) continue;
+    if (tag & 1) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->launched.watch.fd(), nullptr);
+      on_exit(*w);
+    } else {
+      on_readable(*w);
+    }
+  }
+  return n > 0;
+}
+
+void ProcessPoolCore::run() {
+  for (;;) {
+    if (!broken_) dispatch();
+    for (auto& w : workers_) flush(*w);
+    bool shutting_down = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutting_down = shutdown_ || broken_;
+    }
+    if (shutting_down && quiescent()) {
+      stop_workers();
+      if (workers_.empty()) break;
+    }
+    handle_events(-1);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  stopped_cv_.notify_all();
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// ProcessPoolExecutor
+
+ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
+    : core_(std::make_unique<detail::ProcessPoolCore>(std::move(options))) {}
+
+ProcessPoolExecutor::~ProcessPoolExecutor() {
+  try {
+    core_->shutdown(true, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "concur: %s\n", e.what());
+    std::terminate();
+  }
+}
+
+void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  core_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ProcessPoolExecutor::max_workers() const noexcept {
+  return core_->max_workers();
+}
+std::size_t ProcessPoolExecutor::processes_started() const noexcept {
+  return core_->processes_started();
+}
+std::vector<int> ProcessPoolExecutor::worker_pids() const {
+  return core_->worker_pids();
+}
+
+std::vector<int> ProcessPoolExecutor::take_fds(multiprocessing::detail::FdOutbox& outbox) {
+  std::vector<int> fds;
+  for (int fd : outbox.fds()) fds.push_back(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  return fds;
+}
+
+void ProcessPoolExecutor::schedule(detail::StateBase* state, Completer completer,
+                                   std::string function, std::string signature,
+                                   std::vector<std::string> args, std::vector<int> fds) {
+  auto task = std::make_unique<detail::ProcessPoolCore::Pending>();
+  task->state = state;
+  task->completer = completer;
+  task->function = std::move(function);
+  task->signature = std::move(signature);
+  task->args = std::move(args);
+  task->fds = std::move(fds);
+  core_->schedule(std::move(task));
+}
+
+}  // namespace concur
