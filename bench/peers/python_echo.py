@@ -1,0 +1,104 @@
+"""bench/peers/python_echo.py: TCP echo servers in CPython's asyncio, the peers of echo_race.
+
+    /usr/bin/python3 bench/peers/python_echo.py --impl asyncio|uvloop --api protocol|streams --port 0
+
+prints "PORT <n>" and echoes on 127.0.0.1:<n> until SIGTERM or SIGINT. --api protocol is the
+Protocol echo of asyncio's documentation (data_received -> transport.write); --api streams is
+start_server with reader.read(65536), writer.write and await writer.drain(). Both are written as
+their documentation shows, with the default listen backlog (100; echo_client connects in batches
+below it). --impl picks the event loop: asyncio's default, or uvloop (exit code 3 and
+"SKIP uvloop not importable" on stderr when it cannot be imported).
+"""
+import argparse
+import asyncio
+import resource
+import signal
+import sys
+
+HOST = "127.0.0.1"
+SKIP_EXIT_CODE = 3
+
+
+class EchoProtocol(asyncio.Protocol):
+    # Open transports, closed at shutdown so that none is left to the garbage collector.
+    open_transports = set()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        EchoProtocol.open_transports.add(transport)
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def connection_lost(self, exc):
+        EchoProtocol.open_transports.discard(self.transport)
+
+
+async def echo_stream(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the client is gone, and so is this connection
+    finally:
+        writer.close()
+
+
+async def serve(api, port):
+    loop = asyncio.get_running_loop()
+    if api == "protocol":
+        server = await loop.create_server(EchoProtocol, HOST, port)
+    else:
+        server = await asyncio.start_server(echo_stream, HOST, port)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.close()
+    for transport in list(EchoProtocol.open_transports):
+        transport.close()
+
+
+def loop_factory(impl):
+    if impl == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        print("SKIP uvloop not importable", file=sys.stderr)
+        sys.exit(SKIP_EXIT_CODE)
+    return uvloop.new_event_loop
+
+
+def raise_fd_limit():
+    """Ten thousand connections need ten thousand descriptors: take the hard limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--api", choices=["protocol", "streams"], default="protocol")
+    parser.add_argument("--port", type=int, required=True, help="0: any free port")
+    args = parser.parse_args()
+    factory = loop_factory(args.impl)
+    raise_fd_limit()
+    loop = factory()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(serve(args.api, args.port))
+    finally:
+        # As asyncio.run does: cancel the handlers still reading (streams; each closes its
+        # writer), let them finish, then close the loop.
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
