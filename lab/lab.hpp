@@ -110,6 +110,22 @@ const std::vector<Experiment>& experiments();
 // The CPython an experiment compares with, or nullopt (with a note in the report) if unusable.
 std::optional<support::Python> cpython_for(const Options& options, Report& report);
 
+// `concur-lab __unguarded_demo MARKS` runs main() without main_guard() and starts a spawned
+// child, appending one line to MARKS per run of main(): the fork-bomb hazard, contained.
+inline constexpr const char* kUnguardedDemo = "__unguarded_demo";
+int run_unguarded_demo(const std::string& marks_file);
+
+// Where this program is (to run it again as a helper).
+std::string self_path();
+
+// Resident and proportional memory of a process, from /proc/<pid>/smaps_rollup.
+struct MemoryUse {
+  double rss_mib = 0;
+  double pss_mib = 0;
+  double private_mib = 0;  // private clean + private dirty: pages no other process shares
+};
+MemoryUse memory_of(int pid);
+
 // "1.23 s", "456 ms", "7.8 us": a duration for people.
 std::string format_seconds(double seconds);
 std::string format_ratio(double x);  // "9.8x"

@@ -11,6 +11,9 @@
 #include <chrono>
 #include <fstream>
 
+#include <concur/multiprocessing/main_guard.hpp>
+#include <string_view>
+
 #include "lab.hpp"
 #include "machine.hpp"
 #include "report.hpp"
@@ -37,6 +40,13 @@ RunResult run_one(const Experiment& e, const concur::lab::Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The fork-vs-spawn experiment runs this program without its guard on purpose, to show what
+  // the guard prevents (see lab/experiments/fork_vs_spawn.cpp).
+  if (argc > 2 && std::string_view(argv[1]) == concur::lab::kUnguardedDemo) {
+    return concur::lab::run_unguarded_demo(argv[2]);
+  }
+  // Worker processes of spawn and forkserver re-run this program: they stop here.
+  concur::multiprocessing::main_guard(argc, argv);
   CLI::App app{
       "concur-lab: the tutorial's claims about threads, processes, the GIL and "
       "coroutines, measured on this machine next to CPython"};

@@ -1,24 +1,41 @@
 // concur/errors.hpp: the exceptions concur throws, named as Python names them.
 //
-// | concur                     | Python                                         | thrown when |
-// |----------------------------|------------------------------------------------|-----------------------------|
-// | CancelledError             | concurrent.futures.CancelledError              | result() of a
-// cancelled one | | TimeoutError               | TimeoutError                                   | a
-// timeout passes first      | | InvalidStateError          | concurrent.futures.InvalidStateError
-// | set twice; empty handle     | | RuntimeError               | RuntimeError | submit() after
-// shutdown()   | | BrokenExecutor             | concurrent.futures.BrokenExecutor              |
-// the pool can run no more    | | BrokenThreadPool           |
-// concurrent.futures.thread.BrokenThreadPool     | a worker initializer failed | |
-// BrokenProcessPool          | concurrent.futures.process.BrokenProcessPool   | a worker process
-// died       | | BrokenPromise              | (none: C++'s std::future_errc::broken_promise) | a
-// Promise died unfulfilled  |
+// clang-format off
+//   concur                  Python                                       thrown when
+//   CancelledError          asyncio / concurrent.futures CancelledError  a cancelled future or task
+//   TimeoutError            TimeoutError                                 a timeout passes first
+//   InvalidStateError       concurrent.futures.InvalidStateError         set twice; not done yet
+//   RuntimeError            RuntimeError                                 submit() after shutdown()
+//   BrokenExecutor          concurrent.futures.BrokenExecutor            the pool can run no more
+//   BrokenThreadPool        concurrent.futures.thread.BrokenThreadPool   a worker initializer failed
+//   BrokenProcessPool       concurrent.futures.process.BrokenProcessPool a worker process died
+//   BrokenPromise           (C++'s std::future_errc::broken_promise)     a Promise died unfulfilled
+//   RemoteError             (the remote exception, pickled)              a task in a process threw
+//   EOFError                EOFError                                     the peer closed
+//   TypeError               TypeError                                    a message of another type
+//   ProtocolError           (pickle.UnpicklingError)                     bytes that are no message
+//   OSError                 OSError                                      a system call failed
+//   ConnectionError         ConnectionError (and its subclasses below)   a connection failed
+//   ConnectionResetError    ConnectionResetError                         the peer reset it
+//   ConnectionRefusedError  ConnectionRefusedError                       nobody listens there
+//   BrokenPipeError         BrokenPipeError                              writing after the peer left
+//   IncompleteReadError     asyncio.IncompleteReadError                  EOF before enough bytes
+//   LimitOverrunError       asyncio.LimitOverrunError                    a line longer than the limit
+//   QueueEmpty, QueueFull   asyncio.QueueEmpty, asyncio.QueueFull        get/put_nowait could not
+//   ExceptionGroup          ExceptionGroup                               TaskGroup children failed
+//   KeyboardInterrupt       KeyboardInterrupt                            SIGINT stopped asyncio::run
+// clang-format on
 //
 // A task's own exception is never wrapped: result() rethrows it as its own type.
 // Every message names the call that failed, the rule it broke and what to do instead.
 #pragma once
 
+#include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <vector>
 
 namespace concur {
 
@@ -94,6 +111,84 @@ class TypeError : public std::runtime_error {
 // Bytes from another process that are not a valid message: a bad header, a frame larger than
 // allowed, or a payload that does not decode as the type it claims. The channel is closed.
 class ProtocolError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A system call failed; code() is the errno value (std::generic_category()).
+class OSError : public std::system_error {
+ public:
+  OSError(int errno_value, const std::string& what)
+      : std::system_error(errno_value, std::generic_category(), what) {}
+};
+
+class ConnectionError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
+class ConnectionResetError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
+
+class ConnectionRefusedError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
+
+class BrokenPipeError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
+
+// The stream ended before `expected` bytes (or a separator) arrived; partial() holds what did.
+class IncompleteReadError : public EOFError {
+ public:
+  IncompleteReadError(std::string partial, std::size_t expected, const std::string& what)
+      : EOFError(what), partial_(std::move(partial)), expected_(expected) {}
+  const std::string& partial() const noexcept { return partial_; }
+  std::size_t expected() const noexcept { return expected_; }
+
+ private:
+  std::string partial_;
+  std::size_t expected_;
+};
+
+// No separator within the stream's limit; consumed() bytes are still buffered, unread.
+class LimitOverrunError : public std::runtime_error {
+ public:
+  LimitOverrunError(const std::string& what, std::size_t consumed)
+      : std::runtime_error(what), consumed_(consumed) {}
+  std::size_t consumed() const noexcept { return consumed_; }
+
+ private:
+  std::size_t consumed_;
+};
+
+class QueueEmpty : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Several tasks of a TaskGroup failed: exceptions() holds each (rethrow one to inspect it).
+class ExceptionGroup : public std::runtime_error {
+ public:
+  ExceptionGroup(const std::string& what, std::vector<std::exception_ptr> exceptions)
+      : std::runtime_error(what), exceptions_(std::move(exceptions)) {}
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+ private:
+  std::vector<std::exception_ptr> exceptions_;
+};
+
+// asyncio::run() was interrupted by SIGINT (Ctrl-C): the main task was cancelled and cleaned up.
+class KeyboardInterrupt : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -68,6 +68,22 @@ void append_frame(std::string& out, std::uint16_t kind, std::uint64_t tag, std::
   out.append(payload);
 }
 
+std::size_t begin_frame(std::string& out, std::uint16_t kind, std::uint64_t tag,
+                        std::uint16_t fd_count) {
+  const std::size_t at = out.size();
+  put_u32(out, kFrameMagic);
+  put_u16(out, kind);
+  put_u16(out, fd_count);
+  put_u64(out, tag);
+  put_u64(out, 0);
+  return at;
+}
+
+void end_frame(std::string& out, std::size_t frame_start) {
+  const std::uint64_t length = out.size() - frame_start - kHeaderBytes;
+  std::memcpy(out.data() + frame_start + 16, &length, sizeof length);
+}
+
 void send_all(int fd, std::string_view bytes, const std::vector<int>& fds,
               const Deadline& deadline) {
   if (fds.size() > kMaxFdsPerFrame) {
@@ -130,6 +146,46 @@ FrameDecoder::~FrameDecoder() {
   for (int fd : fds_) close(fd);
 }
 
+namespace {
+// Frames at least this large are read straight into their payload (one copy fewer).
+constexpr std::uint64_t kDirectReadBytes = 64 * 1024;
+}  // namespace
+
+std::optional<FrameDecoder::Header> FrameDecoder::header() const {
+  if (buffer_.size() - start_ < kHeaderBytes) return std::nullopt;
+  const char* h = buffer_.data() + start_;
+  if (get<std::uint32_t>(h) != kFrameMagic) {
+    throw ProtocolError(
+        "concur::multiprocessing: received bytes that are not a concur frame (bad magic); the "
+        "channel is corrupt or the peer is not a concur process");
+  }
+  Header header{get<std::uint16_t>(h + 4), get<std::uint16_t>(h + 6), get<std::uint64_t>(h + 8),
+                get<std::uint64_t>(h + 16)};
+  if (header.length > max_frame_bytes_) {
+    throw ProtocolError("concur::multiprocessing: a frame of " + std::to_string(header.length) +
+                        " bytes is larger than this channel's limit of " +
+                        std::to_string(max_frame_bytes_) +
+                        " bytes; raise the limit (set_max_message_bytes) or send less at once");
+  }
+  return header;
+}
+
+void FrameDecoder::start_big_frame() {
+  const auto h = header();
+  if (!h || h->length < kDirectReadBytes) return;
+  const std::size_t here = buffer_.size() - start_ - kHeaderBytes;
+  if (here >= h->length) return;  // complete: next() takes it from the buffer
+  big_.emplace();
+  big_->kind = h->kind;
+  big_->tag = h->tag;
+  big_->payload.resize(h->length);
+  std::memcpy(big_->payload.data(), buffer_.data() + start_ + kHeaderBytes, here);
+  big_fds_ = h->fd_count;
+  big_filled_ = here;
+  buffer_.clear();
+  start_ = 0;
+}
+
 bool FrameDecoder::read_available(int fd) {
   if (start_ > 0 && start_ == buffer_.size()) {
     buffer_.clear();
@@ -140,7 +196,11 @@ bool FrameDecoder::read_available(int fd) {
   }
   char chunk[65536];
   for (;;) {
-    iovec iov{chunk, sizeof chunk};
+    if (!big_) start_big_frame();
+    const bool direct = big_ && big_filled_ < big_->payload.size();
+    char* into = direct ? big_->payload.data() + big_filled_ : chunk;
+    const std::size_t room = direct ? big_->payload.size() - big_filled_ : sizeof chunk;
+    iovec iov{into, room};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -149,7 +209,7 @@ bool FrameDecoder::read_available(int fd) {
     msg.msg_controllen = sizeof control;
     ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == ENOTSOCK) {
-      n = read(fd, chunk, sizeof chunk);
+      n = read(fd, into, room);
       msg.msg_controllen = 0;
     }
     if (n > 0) {
@@ -161,8 +221,12 @@ bool FrameDecoder::read_available(int fd) {
           }
         }
       }
-      buffer_.append(chunk, static_cast<std::size_t>(n));
-      if (static_cast<std::size_t>(n) < sizeof chunk) return true;
+      if (direct) {
+        big_filled_ += static_cast<std::size_t>(n);
+      } else {
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+      }
+      if (static_cast<std::size_t>(n) < room) return true;
       continue;  // there may be more
     }
     if (n == 0) return false;
@@ -174,36 +238,41 @@ bool FrameDecoder::read_available(int fd) {
 }
 
 std::optional<Frame> FrameDecoder::next() {
-  const std::size_t available = buffer_.size() - start_;
-  if (available < kHeaderBytes) return std::nullopt;
-  const char* h = buffer_.data() + start_;
-  if (get<std::uint32_t>(h) != kFrameMagic) {
-    throw ProtocolError(
-        "concur::multiprocessing: received bytes that are not a concur frame (bad magic); the "
-        "channel is corrupt or the peer is not a concur process");
-  }
-  const auto length = get<std::uint64_t>(h + 16);
-  if (length > max_frame_bytes_) {
-    throw ProtocolError("concur::multiprocessing: a frame of " + std::to_string(length) +
-                        " bytes is larger than this channel's limit of " +
-                        std::to_string(max_frame_bytes_) +
-                        " bytes; raise the limit (set_max_message_bytes) or send less at once");
-  }
-  if (available < kHeaderBytes + length) return std::nullopt;
-  const auto fd_count = get<std::uint16_t>(h + 6);
-  if (fd_count > fds_.size()) {
-    throw ProtocolError("concur::multiprocessing: a frame claims descriptors that did not arrive");
-  }
+  std::uint16_t fd_count = 0;
   Frame frame;
-  frame.kind = get<std::uint16_t>(h + 4);
-  frame.tag = get<std::uint64_t>(h + 8);
-  frame.payload.assign(h + kHeaderBytes, length);
+  if (big_) {
+    if (big_filled_ < big_->payload.size()) return std::nullopt;
+    fd_count = big_fds_;
+    if (fd_count > fds_.size()) {
+      throw ProtocolError(
+          "concur::multiprocessing: a frame claims descriptors that did not arrive");
+    }
+    frame = std::move(*big_);
+    big_.reset();
+  } else {
+    const auto h = header();
+    if (!h || buffer_.size() - start_ - kHeaderBytes < h->length) return std::nullopt;
+    fd_count = h->fd_count;
+    if (fd_count > fds_.size()) {
+      throw ProtocolError(
+          "concur::multiprocessing: a frame claims descriptors that did not arrive");
+    }
+    frame.kind = h->kind;
+    frame.tag = h->tag;
+    frame.payload.assign(buffer_.data() + start_ + kHeaderBytes, h->length);
+    start_ += kHeaderBytes + h->length;
+  }
   for (std::uint16_t i = 0; i < fd_count; ++i) {
     frame.fds.push_back(fds_.front());
     fds_.pop_front();
   }
-  start_ += kHeaderBytes + length;
   return frame;
+}
+
+void FrameDecoder::release_consumed() {
+  buffer_.erase(0, start_);
+  start_ = 0;
+  buffer_.shrink_to_fit();
 }
 
 std::optional<Frame> receive_frame(int fd, FrameDecoder& decoder, const Deadline& deadline) {

@@ -23,7 +23,9 @@ using Deadline = std::optional<Clock::time_point>;
 
 inline constexpr std::uint32_t kFrameMagic = 0x72436e43;  // "CnCr"
 inline constexpr std::size_t kHeaderBytes = 24;
-inline constexpr std::uint64_t kDefaultMaxFrameBytes = std::uint64_t{1} << 30;
+// A channel's default limit: 8 GiB, well above any argument a program means to send (a 1 GiB
+// array encodes to a little over 1 GiB), far below what a corrupt length would claim.
+inline constexpr std::uint64_t kDefaultMaxFrameBytes = std::uint64_t{8} << 30;
 
 enum FrameKind : std::uint16_t {
   kUserMessage = 1,  // Connection::send
@@ -44,6 +46,12 @@ struct Frame {
 void append_frame(std::string& out, std::uint16_t kind, std::uint64_t tag, std::string_view payload,
                   std::uint16_t fd_count = 0);
 
+// Appends a frame whose payload the caller appends to `out` itself (serialising straight into the
+// outgoing buffer saves a copy): begin_frame writes the header and returns where it starts;
+// end_frame, after the payload, fills in its length.
+std::size_t begin_frame(std::string& out, std::uint16_t kind, std::uint64_t tag,
+                        std::uint16_t fd_count = 0);
+void end_frame(std::string& out, std::size_t frame_start);
 // Writes all of `bytes`, the descriptors attached to the first byte; blocks (poll) until done or
 // the deadline. Throws EOFError if the peer is gone, TimeoutError at the deadline.
 void send_all(int fd, std::string_view bytes, const std::vector<int>& fds,
@@ -63,14 +71,31 @@ class FrameDecoder {
   bool read_available(int fd);
   // The next complete frame, if any. Throws ProtocolError on a bad header.
   std::optional<Frame> next();
-  bool has_buffered_bytes() const { return start_ < buffer_.size(); }
+  bool has_buffered_bytes() const { return start_ < buffer_.size() || big_.has_value(); }
+  // Gives back the memory of frames already taken (after a big one).
+  void release_consumed();
   void set_max_frame_bytes(std::uint64_t n) { max_frame_bytes_ = n; }
 
  private:
+  struct Header {
+    std::uint16_t kind;
+    std::uint16_t fd_count;
+    std::uint64_t tag;
+    std::uint64_t length;
+  };
+  // The header at start_, checked; nullopt if not all of it is here. Throws ProtocolError.
+  std::optional<Header> header() const;
+  // If the first frame not taken yet is large and incomplete, moves what is here of its payload
+  // into big_, so that the rest is read straight into place instead of through buffer_.
+  void start_big_frame();
+
   std::uint64_t max_frame_bytes_;
   std::string buffer_;
   std::size_t start_ = 0;
   std::deque<int> fds_;
+  std::optional<Frame> big_;    // a large frame being read directly into its payload
+  std::uint16_t big_fds_ = 0;   // how many descriptors it carries
+  std::size_t big_filled_ = 0;  // bytes of its payload received
 };
 
 // Blocks until a whole frame arrives (or the deadline). Returns nullopt at end of file before a

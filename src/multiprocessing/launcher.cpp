@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -322,13 +323,43 @@ void ChildWatch::signal(int sig) const {
 // ---------------------------------------------------------------------------------------------
 // Launching
 
-std::size_t thread_count() {
+namespace {
+
+// Threads in /proc/self/task that still run. A thread that was just joined can linger there for
+// a moment after pthread_join returned (the kernel wakes the joiner before it reaps the task),
+// in state Z or X; those hold no lock and do not count.
+std::size_t running_thread_count() {
   std::size_t n = 0;
   if (DIR* dir = opendir("/proc/self/task")) {
     while (dirent* e = readdir(dir)) {
-      if (e->d_name[0] != '.') ++n;
+      if (e->d_name[0] == '.') continue;
+      char path[320];
+      std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+      char state = 'R';
+      if (FILE* f = std::fopen(path, "re")) {
+        // "tid (comm) S ...": the state follows the last ')', as comm may hold one.
+        char buf[512];
+        const std::size_t len = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        buf[len] = '\0';
+        if (const char* close = std::strrchr(buf, ')'); close && close[1] == ' ') state = close[2];
+      }
+      if (state != 'Z' && state != 'X') ++n;
     }
     closedir(dir);
+  }
+  return n;
+}
+
+}  // namespace
+
+std::size_t thread_count() {
+  // A joined thread can still be on its way out for a few microseconds: look again briefly
+  // before calling it a second thread.
+  std::size_t n = running_thread_count();
+  for (int i = 0; n > 1 && i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    n = running_thread_count();
   }
   return n;
 }
@@ -414,7 +445,7 @@ Launched launch_fork(const std::function<int(int)>& body, bool allow_threads, bo
   return Launched{ChildWatch::direct(pid), ours};
 }
 
-int run_call(const std::string& process_name, const Call& call) {
+int run_call(const std::string& process_name, Call&& call) {
   const Registration* reg = find_registration(call.function);
   if (!reg) {
     std::fprintf(stderr,
@@ -432,7 +463,7 @@ int run_call(const std::string& process_name, const Call& call) {
     return 1;
   }
   try {
-    reg->invoke(call.args);
+    reg->invoke(std::move(call.args));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "Process %s:\n%s: %s\n", process_name.c_str(),
@@ -454,10 +485,12 @@ void run_child(int channel, bool forked) {
       std::fputs("concur: a child process got no instructions from its parent\n", stderr);
     } else {
       FdInbox inbox(std::move(frame->fds));  // descriptors inside the call's arguments
-      const Bootstrap bootstrap = deserialize<Bootstrap>(frame->payload);
+      Bootstrap bootstrap = deserialize<Bootstrap>(frame->payload);
+      frame.reset();  // a big argument is now in `bootstrap` only
+      decoder.release_consumed();
       code = bootstrap.mode == Bootstrap::kPoolWorker
                  ? run_pool_worker(channel, decoder, bootstrap)
-                 : run_call(bootstrap.process_name, bootstrap.call);
+                 : run_call(bootstrap.process_name, std::move(bootstrap.call));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "concur: a child process failed before its task: %s\n", e.what());

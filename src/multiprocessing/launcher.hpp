@@ -79,7 +79,7 @@ Launched launch_fork(const std::function<int(int channel)>& body, bool allow_thr
 // In a child: follows the Bootstrap frame read from `channel`; never returns.
 [[noreturn]] void run_child(int channel, bool forked);
 // Runs a registered call: 0, or 1 after printing why it failed.
-int run_call(const std::string& process_name, const Call& call);
+int run_call(const std::string& process_name, Call&& call);
 
 // The process-pool worker loop (process_pool.cpp): serves tasks on `channel`. `decoder` may
 // already hold the first tasks (they can arrive in the same read as the bootstrap).

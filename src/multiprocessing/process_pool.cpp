@@ -6,6 +6,7 @@
 // one write. How many tasks a worker may have in flight adapts to how long tasks take (the workers
 // report their busy time), so tiny tasks stream and long ones still spread over the workers.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -64,9 +65,13 @@ constexpr std::string_view kExit = "exit";
 constexpr std::string_view kInitFailed = "init-failed";
 
 // Enough tasks in flight per worker to cover this much work, so that its socket never runs dry.
+// Until the first results say how long tasks take, one each: a second long task queued behind a
+// first on one worker would wait while another worker idles.
 constexpr double kInFlightNs = 200'000;
-constexpr std::size_t kMinInFlight = 2;
+constexpr std::size_t kMinInFlight = 1;
 constexpr std::size_t kMaxInFlight = 256;
+// Freed memory a worker keeps for the next message instead of returning it to the kernel.
+constexpr std::size_t kKeptHeapBytes = 32u << 20;
 
 std::size_t default_workers() {
   return std::max(1u, std::thread::hardware_concurrency());
@@ -80,10 +85,10 @@ std::size_t default_workers() {
 namespace multiprocessing::detail {
 namespace {
 
-ResultMessage run_task(const TaskMessage& task) {
+ResultMessage run_task(TaskMessage&& task, pid_t pid) {
   ResultMessage result;
   result.id = task.id;
-  result.pid = getpid();
+  result.pid = pid;
   const auto t0 = std::chrono::steady_clock::now();
   const Registration* reg = find_registration(task.function);
   if (!reg || reg->signature != task.signature) {
@@ -97,7 +102,7 @@ ResultMessage run_task(const TaskMessage& task) {
   }
   try {
     result.results.reserve(task.args.size());
-    for (const std::string& args : task.args) result.results.push_back(reg->invoke(args));
+    for (std::string& args : task.args) result.results.push_back(reg->invoke(std::move(args)));
   } catch (const std::exception& e) {
     result.status = ResultMessage::kRaised;
     result.results.clear();
@@ -121,6 +126,98 @@ void send_control(int channel, std::string_view what) {
   send_all(channel, frame, {}, std::nullopt);
 }
 
+// The worker's outgoing results. Tiny tasks are batched: a result is appended here and the whole
+// buffer goes out in one write when the input runs dry. Alone, that would hold a result finished
+// just before a long task until the long task ends too (and a map's timeout would see it late),
+// so a flusher thread polls while tasks run: if the same task is still running at two polls
+// kFlushPoll apart and results are waiting, it sends them. Tiny tasks never look "the same" to
+// it, so they stay batched. The thread is started only when a task starts with results waiting,
+// so a worker that is sent one task at a time never has a second thread.
+class ResultOutbox {
+ public:
+  explicit ResultOutbox(int channel) : channel_(channel) {}
+  ResultOutbox(const ResultOutbox&) = delete;
+  ResultOutbox& operator=(const ResultOutbox&) = delete;
+  ~ResultOutbox() {
+    if (flusher_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_one();
+      flusher_.join();
+    }
+  }
+
+  void task_started() {
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++seq_;
+      running_ = true;
+      if (out_.empty()) return;
+      if (!flusher_.joinable()) {
+        flusher_ = std::thread([this] { run_flusher(); });
+        return;
+      }
+      wake = flusher_idle_;
+    }
+    if (wake) cv_.notify_one();
+  }
+
+  void task_finished(const ResultMessage& result) {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    const std::size_t at = begin_frame(out_, kResult, 0);
+    serialize_into(out_, result);
+    end_frame(out_, at);
+  }
+
+  void flush() {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_locked();
+  }
+
+  bool empty() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return out_.empty();
+  }
+
+ private:
+  static constexpr auto kFlushPoll = std::chrono::milliseconds(1);
+
+  void flush_locked() {
+    if (out_.empty()) return;
+    send_all(channel_, out_, {}, std::nullopt);
+    out_.clear();
+  }
+
+  void run_flusher() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (!running_ || out_.empty()) {
+        flusher_idle_ = true;
+        cv_.wait(lock);
+        flusher_idle_ = false;
+        continue;
+      }
+      const std::uint64_t seen = seq_;
+      cv_.wait_for(lock, kFlushPoll);
+      if (running_ && seq_ == seen) flush_locked();
+    }
+  }
+
+  const int channel_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string out_;
+  std::uint64_t seq_ = 0;
+  bool running_ = false;
+  bool flusher_idle_ = false;
+  bool stop_ = false;
+  std::thread flusher_;
+};
+
 }  // namespace
 
 int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstrap) {
@@ -132,7 +229,7 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
                 bootstrap.call.function + "' is not registered in the worker";
     } else {
       try {
-        reg->invoke(bootstrap.call.args);
+        reg->invoke(std::string(bootstrap.call.args));
       } catch (const std::exception& e) {
         failure = type_name(typeid(e)) + "\n" + e.what();
       } catch (...) {
@@ -144,33 +241,36 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
       return 1;
     }
   }
+  // A worker receives and frees argument buffers over and over: glibc would give a large one back
+  // to the kernel (munmap, or trimming the heap) on every free and fault it in again, zeroed, for
+  // the next message. Keep up to kKeptHeapBytes of freed memory for reuse instead.
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kKeptHeapBytes));
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(2 * kKeptHeapBytes));
   send_control(channel, kReady);
-  std::string out;
+  ResultOutbox outbox(channel);
+  const pid_t pid = getpid();  // not cached by glibc: a system call per task otherwise
   std::uint64_t done = 0;
   for (;;) {
     while (auto frame = decoder.next()) {
       if (frame->kind == kControl && frame->payload == kExit) {
-        send_all(channel, out, {}, std::nullopt);
+        outbox.flush();
         return 0;
       }
       if (frame->kind != kTask) continue;
       FdInbox inbox(std::move(frame->fds));
-      const ResultMessage result = run_task(deserialize<TaskMessage>(frame->payload));
-      append_frame(out, kResult, 0, serialize(result));
+      outbox.task_started();
+      outbox.task_finished(run_task(deserialize<TaskMessage>(frame->payload), pid));
       ++done;
       if (bootstrap.max_tasks != 0 && done >= bootstrap.max_tasks) {
-        send_all(channel, out, {}, std::nullopt);
+        outbox.flush();
         return 0;
       }
     }
     // Everything that had arrived is done: send the results before waiting for more.
-    if (!out.empty() && !wait_readable(channel, Clock::now())) {
-      send_all(channel, out, {}, std::nullopt);
-      out.clear();
-    }
+    if (!outbox.empty() && !wait_readable(channel, Clock::now())) outbox.flush();
     if (!wait_readable(channel, std::nullopt)) continue;
     if (!decoder.read_available(channel)) {
-      if (!out.empty()) send_all(channel, out, {}, std::nullopt);
+      outbox.flush();
       return 0;  // the pool is gone
     }
   }
@@ -409,11 +509,18 @@ void ProcessPoolCore::start_worker() {
 
 void ProcessPoolCore::dispatch() {
   const std::size_t limit = in_flight_limit();
-  for (auto& w : workers_) {
+  // The least busy first, so that a queued task goes to an idle worker if there is one.
+  std::vector<Worker*> order;
+  for (auto& w : workers_) order.push_back(w.get());
+  std::stable_sort(order.begin(), order.end(), [](const Worker* a, const Worker* b) {
+    return a->in_flight.size() < b->in_flight.size();
+  });
+  for (Worker* w : order) {
     if (w->exit_sent) continue;
     std::size_t room = limit > w->in_flight.size() ? limit - w->in_flight.size() : 0;
     if (max_tasks_per_child_ != 0) {
-      room = std::min<std::size_t>(room, max_tasks_per_child_ - std::min(w->sent, max_tasks_per_child_));
+      room = std::min<std::size_t>(room,
+                                   max_tasks_per_child_ - std::min(w->sent, max_tasks_per_child_));
     }
     // Take the tasks under the lock and mark them running there: from then on shutdown's
     // cancel_futures cannot reach them, exactly as for Python's call queue.
@@ -434,8 +541,10 @@ void ProcessPoolCore::dispatch() {
       if (!task->fds.empty()) flush(*w);  // a frame with descriptors starts a write of its own
       task->inputs = task->args.size();
       TaskMessage message{task->id, task->function, task->signature, std::move(task->args)};
-      mpd::append_frame(w->out, mpd::kTask, 0, mp::serialize(message),
-                        static_cast<std::uint16_t>(task->fds.size()));
+      const std::size_t at =
+          mpd::begin_frame(w->out, mpd::kTask, 0, static_cast<std::uint16_t>(task->fds.size()));
+      mp::serialize_into(w->out, message);
+      mpd::end_frame(w->out, at);
       w->out_fds = std::move(task->fds);
       task->fds.clear();
       if (!w->out_fds.empty()) flush(*w);

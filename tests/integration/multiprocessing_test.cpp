@@ -395,6 +395,55 @@ TEST(Connection, ATruncatedFrameIsAnEOFError) {
   EXPECT_THROW(b.recv<std::string>(), concur::EOFError);
 }
 
+// Frames of 64 KiB and more are read straight into their payload; small ones through a buffer.
+// Mixed, with descriptors on some, from a writer thread so that both sides interleave partial
+// reads: everything arrives whole, in order, with its descriptors.
+TEST(Connection, LargeAndSmallMessagesInterleaveIntactWithTheirDescriptors) {
+  auto [a, b] = mp::Pipe();
+  const std::vector<std::size_t> sizes{3, 1 << 20, 10, (1 << 16) - 1, 1 << 16, 200'000, 1, 5 << 20};
+  auto payload = [](std::size_t n, std::size_t salt) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + salt) % 251);
+    return s;
+  };
+  std::thread writer([&, &a = a] {
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      a.send(payload(sizes[k], k), 30s);
+      if (k % 3 == 1) {  // a connection (a descriptor) right after a large message
+        auto [x, y] = mp::Pipe();
+        a.send(std::move(x), 30s);
+        y.send(static_cast<int>(k));
+      }
+    }
+  });
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    EXPECT_EQ(b.recv<std::string>(30s), payload(sizes[k], k)) << "message " << k;
+    if (k % 3 == 1) {
+      auto x = b.recv<mp::Connection>(30s);
+      EXPECT_EQ(x.recv<int>(30s), static_cast<int>(k));
+    }
+  }
+  writer.join();
+  EXPECT_FALSE(b.poll());
+}
+
+TEST(Connection, ALargeFrameCutShortIsAnEOFError) {
+  auto [a, b] = mp::Pipe();
+  std::string frame;
+  mp::detail::append_frame(frame, mp::detail::kUserMessage, 0, std::string(300'000, 'z'));
+  std::thread writer([&, &a = a] {
+    std::size_t sent = 0;
+    while (sent < 200'000) {
+      const ssize_t n = write(a.fileno(), frame.data() + sent, 200'000 - sent);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+    a.close();
+  });
+  EXPECT_THROW_MSG(b.recv<std::string>(30s), concur::EOFError, "middle of a message");
+  writer.join();
+}
+
 TEST(Connection, AConnectionCannotBeEncodedToPlainBytes) {
   auto [a, b] = mp::Pipe();
   EXPECT_THROW_MSG(mp::serialize(a), concur::TypeError, "can be sent only to another process");

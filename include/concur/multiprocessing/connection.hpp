@@ -14,7 +14,7 @@
 // message arrives; both take an optional timeout (concur::TimeoutError). poll(timeout) says
 // whether recv() would return at once.
 // Errors: concur::EOFError when the other end is closed (send), or closed and drained (recv);
-// concur::ProtocolError for corrupt bytes or a message over the size limit (default 1 GiB; set
+// concur::ProtocolError for corrupt bytes or a message over the size limit (default 8 GiB; set
 // with set_max_message_bytes()), after which the connection is closed; concur::TypeError as above.
 // Thread safety: one thread sends and one receives at a time on an end (as Python's Connection).
 // Lifetime: an end closes its descriptor when destroyed (move-only).

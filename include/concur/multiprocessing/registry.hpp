@@ -56,13 +56,15 @@ template <class R, class... A>
 struct FunctionTraits<R (*)(A...) noexcept> : FunctionTraits<R (*)(A...)> {};
 
 // Decodes the arguments, runs the function, encodes its result (None for void). A task's own
-// exception propagates to the caller of the invoker.
-using Invoker = std::string (*)(std::string_view args);
+// exception propagates to the caller of the invoker. The encoded arguments are released once
+// decoded, so a big argument is not held twice while the function runs.
+using Invoker = std::string (*)(std::string&& args);
 
 template <auto F>
-std::string invoke(std::string_view encoded_args) {
+std::string invoke(std::string&& encoded_args) {
   using Traits = FunctionTraits<decltype(F)>;
   auto args = deserialize<typename Traits::Args>(encoded_args);
+  std::string().swap(encoded_args);
   if constexpr (std::is_void_v<typename Traits::Result>) {
     std::apply(F, std::move(args));
     return multiprocessing::serialize(None{});

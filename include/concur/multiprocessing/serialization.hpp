@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -52,30 +53,74 @@ namespace detail {
 // Appends everything written to a std::string (cereal writes through a std::ostream).
 class StringSink : public std::streambuf {
  public:
-  explicit StringSink(std::string& out) : out_(out) {}
+  explicit StringSink(std::string* out = nullptr) : out_(out) {}
+  void target(std::string* out) { out_ = out; }
 
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
-    out_.append(s, static_cast<std::size_t>(n));
+    out_->append(s, static_cast<std::size_t>(n));
     return n;
   }
   int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    if (c != traits_type::eof()) out_->push_back(static_cast<char>(c));
     return c;
   }
 
  private:
-  std::string& out_;
+  std::string* out_;
 };
 
 // Reads from bytes someone else owns.
 class BytesSource : public std::streambuf {
  public:
-  explicit BytesSource(std::string_view bytes) {
+  explicit BytesSource(std::string_view bytes = {}) { target(bytes); }
+  void target(std::string_view bytes) {
     char* p = const_cast<char*>(bytes.data());
     setg(p, p, p + bytes.size());
   }
   std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
+};
+
+// One std::ostream or std::istream per thread, reused by every serialize() and deserialize() on
+// it: constructing a stream imbues the global locale (an atomic count every thread shares) and
+// looks up its facets, which cost more than encoding a small message. A nested call (a type's
+// save() that serialises something itself) gets a stream of its own.
+template <class Stream, class Buffer>
+class StreamLease {
+ public:
+  StreamLease() {
+    Slot& slot = this_thread_slot();
+    if (!slot.busy) {
+      slot_ = &slot;
+      slot.busy = true;
+    } else {
+      own_.emplace();
+    }
+  }
+  ~StreamLease() {
+    if (slot_) slot_->busy = false;
+  }
+  StreamLease(const StreamLease&) = delete;
+  StreamLease& operator=(const StreamLease&) = delete;
+  Buffer& buffer() { return slot_ ? slot_->buffer : own_->buffer; }
+  Stream& stream() {
+    Stream& s = slot_ ? slot_->stream : own_->stream;
+    s.clear();  // a previous failed decode may have left error bits
+    return s;
+  }
+
+ private:
+  struct Slot {
+    Buffer buffer;
+    Stream stream{&buffer};
+    bool busy = false;
+  };
+  static Slot& this_thread_slot() {
+    thread_local Slot slot;
+    return slot;
+  }
+  Slot* slot_ = nullptr;
+  std::optional<Slot> own_;
 };
 
 // A stable (within one build of a program) 64-bit tag of a type: FNV-1a of its mangled name.
@@ -137,9 +182,9 @@ int import_fd(std::uint32_t index, const char* what);
 // Appends the encoding of `value` to `out`.
 template <class T>
 void serialize_into(std::string& out, const T& value) {
-  detail::StringSink sink(out);
-  std::ostream stream(&sink);
-  cereal::BinaryOutputArchive archive(stream);
+  detail::StreamLease<std::ostream, detail::StringSink> lease;
+  lease.buffer().target(&out);
+  cereal::BinaryOutputArchive archive(lease.stream());
   archive(value);
 }
 
@@ -153,11 +198,12 @@ std::string serialize(const T& value) {
 // Decodes a T that must take up all of `bytes`; throws concur::ProtocolError otherwise.
 template <class T>
 T deserialize(std::string_view bytes) {
-  detail::BytesSource source(bytes);
-  std::istream stream(&source);
+  detail::StreamLease<std::istream, detail::BytesSource> lease;
+  detail::BytesSource& source = lease.buffer();
+  source.target(bytes);
   T value{};
   try {
-    cereal::BinaryInputArchive archive(stream);
+    cereal::BinaryInputArchive archive(lease.stream());
     archive(value);
   } catch (const std::exception& e) {  // cereal::Exception, or a corrupt size (bad_alloc...)
     throw ProtocolError("concur::multiprocessing: a message did not decode as " +
