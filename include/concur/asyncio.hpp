@@ -1,0 +1,9 @@
+// concur/asyncio.hpp: everything of concur::asyncio (Python's asyncio, on libuv).
+#pragma once
+
+#include "concur/asyncio/loop.hpp"
+#include "concur/asyncio/queues.hpp"
+#include "concur/asyncio/sync.hpp"
+#include "concur/asyncio/task.hpp"
+#include "concur/asyncio/tasks.hpp"
+#include "concur/asyncio/threads.hpp"

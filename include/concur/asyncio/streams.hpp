@@ -1,0 +1,246 @@
+// concur/asyncio/streams.hpp: TCP streams, Python's asyncio.open_connection / start_server with
+// StreamReader and StreamWriter, on libuv.
+//
+//   auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
+//   writer.write("ping\n");  co_await writer.drain();
+//   std::string line = co_await reader.readline();
+//   writer.close();  co_await writer.wait_closed();
+//
+//   Server server = co_await asyncio::start_server(handle_client, "127.0.0.1", 0);
+//   // handle_client(StreamReader, StreamWriter) -> Task<void> runs as a task per connection
+//   co_await server.serve_forever();
+//
+// Reading: the connection reads continuously into the reader's buffer (from one shared buffer per
+// thread, copied out at once), and stops reading while more than 2 x limit bytes wait unread
+// (back-pressure onto the peer through TCP), resuming below limit. limit defaults to 64 KiB.
+//   read(n)          up to n bytes as soon as any are there; read() (n = -1) everything up to EOF;
+//                    "" at EOF.
+//   readexactly(n)   n bytes, or IncompleteReadError (partial(): what came) at EOF.
+//   readuntil(sep)   up to and including sep; IncompleteReadError at EOF; LimitOverrunError when
+//                    sep is not within limit bytes (the data stays buffered).
+//   readline()       readuntil("\n"), but the partial line at EOF is returned, and on
+//                    LimitOverrunError the overlong line is discarded first (as Python).
+// One read at a time: a second concurrent read on the same reader is a RuntimeError. A connection
+// error is thrown by the next read (ConnectionResetError...), after the bytes that came before it.
+//
+// Writing: write() never waits: it sends at once what the socket takes (uv_try_write) and queues
+// the rest (coalescing queued writes into one). drain() waits while more than 64 KiB are queued,
+// until 16 KiB or less are; it throws the connection's error if it failed. close() sends what is
+// queued, then closes; wait_closed() waits for that. write_eof() half-closes after the queue.
+// abort() closes at once with a reset (RST), dropping the queue.
+//
+// Handles: StreamReader and StreamWriter are reference-counted handles to one connection; the
+// connection closes when the last handle of both kinds is gone. Every awaitable here is
+// cancellable (CancelledError) and leaves the connection usable.
+// Thread safety: none; the loop's thread.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "concur/asyncio/detail/core.hpp"
+#include "concur/asyncio/detail/wait.hpp"
+#include "concur/asyncio/task.hpp"
+
+namespace concur::asyncio {
+
+namespace detail {
+struct StreamState;
+struct ServerState;
+void release_reader(StreamState* s) noexcept;
+void release_writer(StreamState* s) noexcept;
+WaitList& drain_waiters(StreamState* s) noexcept;
+WaitList& close_waiters(StreamState* s) noexcept;
+}  // namespace detail
+
+// A socket address: numeric host ("127.0.0.1", "::1") and port.
+struct SocketAddress {
+  std::string host;
+  std::uint16_t port = 0;
+  int family = 0;  // AF_INET or AF_INET6
+  std::string to_string() const;
+};
+
+inline constexpr std::size_t kDefaultStreamLimit = 64 * 1024;
+
+class StreamReader {
+ public:
+  StreamReader() = default;
+  StreamReader(const StreamReader& other) noexcept : s_(other.s_) { add(); }
+  StreamReader(StreamReader&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  StreamReader& operator=(StreamReader other) noexcept {
+    std::swap(s_, other.s_);
+    return *this;
+  }
+  ~StreamReader() {
+    if (s_) detail::release_reader(s_);
+  }
+
+  // The awaitable of every read (see the header comment for each kind).
+  struct [[nodiscard]] ReadOp : detail::Suspension {
+    enum Kind : std::uint8_t { kRead, kReadAll, kExactly, kUntil, kLine };
+    detail::StreamState* s;
+    Kind kind;
+    std::size_t n;
+    std::string sep;
+    std::string result;       // filled straight from the socket when the buffer was empty
+    std::size_t scanned = 0;  // how far readuntil has searched for sep
+    bool filled = false;
+    ReadOp(detail::StreamState* state, Kind k, std::size_t count, std::string separator);
+    ReadOp(const ReadOp&) = delete;
+    ReadOp& operator=(const ReadOp&) = delete;
+    ~ReadOp();
+    bool await_ready();
+    bool await_suspend(std::coroutine_handle<> h);
+    std::string await_resume();
+    // Internal: whether the buffer now satisfies this read.
+    bool satisfied() const;
+  };
+
+  ReadOp read(long n = -1);
+  ReadOp readexactly(std::size_t n);
+  ReadOp readuntil(std::string separator = "\n");
+  ReadOp readline();
+  // True once EOF was received and the buffer is empty.
+  bool at_eof() const;
+  // Bytes received and not read yet.
+  std::size_t buffered() const;
+  std::size_t limit() const;
+  bool valid() const { return s_ != nullptr; }
+
+  explicit StreamReader(detail::StreamState* s) noexcept : s_(s) {}  // adopts a reference
+
+ private:
+  void add() noexcept;
+  detail::StreamState* state(const char* who) const;
+  detail::StreamState* s_ = nullptr;
+};
+
+class StreamWriter {
+ public:
+  StreamWriter() = default;
+  StreamWriter(const StreamWriter& other) noexcept : s_(other.s_) { add(); }
+  StreamWriter(StreamWriter&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  StreamWriter& operator=(StreamWriter other) noexcept {
+    std::swap(s_, other.s_);
+    return *this;
+  }
+  ~StreamWriter() {
+    if (s_) detail::release_writer(s_);
+  }
+
+  // Sends or queues data (see the header comment). RuntimeError after close() or write_eof().
+  // After the connection failed, data is dropped; drain() reports the failure.
+  void write(std::string_view data);
+  void writelines(const std::vector<std::string>& lines) {
+    for (const std::string& l : lines) write(l);
+  }
+  struct [[nodiscard]] DrainOp : detail::ListWait {
+    detail::StreamState* s;
+    explicit DrainOp(detail::StreamState* state)
+        : ListWait(detail::drain_waiters(state)), s(state) {}
+    bool await_ready();
+    void await_resume();
+  };
+  // Waits for the queue to go down (see the header comment).
+  DrainOp drain();
+  // Bytes queued and not yet taken by the socket.
+  std::size_t write_buffer_size() const;
+  // The high and low water marks of drain() (Python's set_write_buffer_limits).
+  void set_write_buffer_limits(std::size_t high, std::size_t low);
+  bool can_write_eof() const { return true; }
+  void write_eof();
+  void close();
+  // Closes at once: queued data is dropped and a TCP peer sees a reset.
+  void abort();
+  bool is_closing() const;
+  struct [[nodiscard]] ClosedOp : detail::ListWait {
+    detail::StreamState* s;
+    explicit ClosedOp(detail::StreamState* state)
+        : ListWait(detail::close_waiters(state)), s(state) {}
+    bool await_ready();
+    void await_resume();
+  };
+  // Waits until the connection is closed (after close(), abort() or the peer's reset).
+  ClosedOp wait_closed();
+
+  // Python's get_extra_info("peername") / ("sockname").
+  SocketAddress peername() const;
+  SocketAddress sockname() const;
+  bool valid() const { return s_ != nullptr; }
+
+  explicit StreamWriter(detail::StreamState* s) noexcept : s_(s) {}  // adopts a reference
+
+ private:
+  void add() noexcept;
+  detail::StreamState* state(const char* who) const;
+  detail::StreamState* s_ = nullptr;
+};
+
+struct StreamPair {
+  StreamReader reader;
+  StreamWriter writer;
+};
+
+// Connects to host:port (a name is resolved through libuv's getaddrinfo; each address is tried in
+// turn). Errors: ConnectionRefusedError, OSError (name not found, unreachable...).
+Task<StreamPair> open_connection(std::string host, std::uint16_t port,
+                                 std::size_t limit = kDefaultStreamLimit);
+
+using ClientHandler = std::function<Task<void>(StreamReader, StreamWriter)>;
+
+struct ServerOptions {
+  std::size_t limit = kDefaultStreamLimit;
+  int backlog = 511;
+  bool reuse_port = false;
+};
+
+// A listening server (Python's asyncio.Server). A reference-counted handle: the listening sockets
+// close when close() is called or the last handle goes; connections already accepted go on.
+class Server {
+ public:
+  Server() = default;
+  Server(const Server&) noexcept;
+  Server(Server&&) noexcept;
+  Server& operator=(Server) noexcept;
+  ~Server();
+
+  // Stops listening (idempotent). Connections in progress are not closed (Python 3.12).
+  void close();
+  // Closes the connections of the clients too (Python 3.13's close_clients()).
+  void close_clients();
+  bool is_serving() const;
+  // Waits until the server is closed and every connection it accepted is closed.
+  Task<void> wait_closed();
+  // Waits until close() (or a cancellation of the waiting task, which also closes the server).
+  Task<void> serve_forever();
+  // The addresses it listens on; port() of the first (the one chosen for port 0).
+  std::vector<SocketAddress> sockets() const;
+  std::uint16_t port() const;
+  // Connections accepted and still open.
+  std::size_t active_connections() const;
+
+  explicit Server(detail::ServerState* s) noexcept : s_(s) {}
+
+ private:
+  detail::ServerState* s_ = nullptr;
+};
+
+// Listens on host:port ("" or "0.0.0.0"/"::" for every interface; port 0 picks a free one) and
+// runs handler(reader, writer) as a task for each connection. OSError when the address cannot be
+// bound (e.g. in use).
+Task<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
+                          ServerOptions options = {});
+
+// Resolves host:port through libuv (getaddrinfo on libuv's thread pool, not blocking the loop).
+Task<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t port,
+                                             bool passive = false);
+
+}  // namespace concur::asyncio

@@ -1,0 +1,22 @@
+// Internal: what other parts of the library (subprocess pipes) need of a stream's state.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+
+#include "concur/asyncio/detail/core.hpp"
+#include "concur/asyncio/streams.hpp"
+
+namespace concur::asyncio::detail {
+
+// A new stream over a uv_pipe_t initialised on `loop` (not yet opened or connected), with one
+// reader and one writer reference already counted: wrap it in exactly one StreamReader(s) and
+// one StreamWriter(s) (or release the unused side with release_reader / release_writer).
+StreamState* new_pipe_stream(LoopCore& core, uv_loop_t* loop, std::size_t limit);
+// The libuv handle, e.g. to pass as a uv_stdio_container_t's stream.
+uv_stream_t* stream_handle(StreamState* s);
+// Starts reading into the reader's buffer (call once the pipe is open).
+void begin_reading(StreamState* s);
+
+}  // namespace concur::asyncio::detail
