@@ -1,8 +1,11 @@
 // concur/asyncio.hpp: everything of concur::asyncio (Python's asyncio, on libuv).
 #pragma once
 
+#include "concur/asyncio/datagram.hpp"
 #include "concur/asyncio/loop.hpp"
 #include "concur/asyncio/queues.hpp"
+#include "concur/asyncio/streams.hpp"
+#include "concur/asyncio/subprocess.hpp"
 #include "concur/asyncio/sync.hpp"
 #include "concur/asyncio/task.hpp"
 #include "concur/asyncio/tasks.hpp"

@@ -518,6 +518,14 @@ void TaskBase::abandon() noexcept {
 void TaskBase::release() {
   if (--refs_ != 0) return;
   if (abandoned_) return;  // see abandon()
+  if (phase_ == kLazy) {
+    LoopCore* core = running_core();
+    if (core && core->debug) {
+      core->report(
+          "a coroutine was never awaited: a Task<T> was made and dropped without "
+          "co_await or create_task(), so its body never ran");
+    }
+  }
   if (phase_ == kDone && spawned_ && error_ && !retrieved_ && !cancelled_) report_unretrieved();
   frame_.destroy();
 }

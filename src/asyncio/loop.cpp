@@ -2,6 +2,7 @@
 // inbox, closing, and asyncio::run's ending.
 #include "concur/asyncio/loop.hpp"
 
+#include <signal.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "asyncio/uv_util.hpp"
 #include "concur/thread_pool.hpp"
 #include "describe_exception.hpp"
 
@@ -173,7 +175,16 @@ void detail::LoopCore::report(const std::string& message, std::exception_ptr err
                error ? concur::detail::describe_exception(error).c_str() : "");
 }
 
+void detail::ignore_default_sigpipe() {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
+    std::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
 EventLoop::EventLoop(LoopOptions options) : impl_(std::make_unique<Impl>()) {
+  detail::ignore_default_sigpipe();
   Impl& m = *impl_;
   m.core.loop = this;
   const char* env = std::getenv("CONCUR_ASYNCIO_DEBUG");
@@ -267,8 +278,12 @@ void poll_once(EventLoop::Impl& m, bool may_block) {
         if (m.timer_due_ns != deadline) {
           uv_update_time(&m.uv);
           auto ms = static_cast<std::uint64_t>((wait + 999'999) / 1'000'000);
+          // Repeating: libuv's UV_RUN_ONCE runs due timers before it polls, and a timer of ours
+          // that libuv's millisecond clock already sees as due would fire there, leaving no
+          // timer to bound the poll, which would then sleep for ever (libuv #3326). The repeat
+          // keeps one armed.
           uv_timer_start(
-              &m.timer, [](uv_timer_t*) {}, ms, 0);
+              &m.timer, [](uv_timer_t*) {}, ms, ms);
           m.timer_due_ns = deadline;
         }
       }
@@ -279,20 +294,24 @@ void poll_once(EventLoop::Impl& m, bool may_block) {
   if (core.next_deadline() >= 0) core.fire_due(detail::monotonic_ns());
 }
 
+void check_can_run(const EventLoop::Impl& m, const char* who) {
+  require_open(m, who);
+  if (m.running) {
+    throw RuntimeError(std::string(who) + ": This event loop is already running");
+  }
+  if (detail::t_running_core) {
+    throw RuntimeError(std::string(who) +
+                       ": Cannot run the event loop while another loop is running on this "
+                       "thread; await the coroutine instead");
+  }
+}
+
 struct Running {
   EventLoop::Impl& m;
   detail::LoopCore* prev_core;
   EventLoop* prev_loop;
   Running(EventLoop::Impl& impl, EventLoop* self, const char* who) : m(impl) {
-    require_open(m, who);
-    if (m.running) {
-      throw RuntimeError(std::string(who) + ": This event loop is already running");
-    }
-    if (detail::t_running_core) {
-      throw RuntimeError(std::string(who) +
-                         ": Cannot run the event loop while another loop is running on this "
-                         "thread; await the coroutine instead");
-    }
+    check_can_run(m, who);
     prev_core = detail::t_running_core;
     prev_loop = detail::t_running_loop;
     detail::t_running_core = &m.core;
@@ -331,6 +350,10 @@ void EventLoop::run_forever() {
     if (m.stopping) return;
     poll_once(m, true);
   }
+}
+
+void EventLoop::check_can_run(const char* who) const {
+  asyncio::check_can_run(*impl_, who);
 }
 
 void EventLoop::stop() {
@@ -473,7 +496,9 @@ void EventLoop::close() {
   // Tasks still pending are cancelled and given a few turns to unwind (their RAII cleanup runs
   // with the loop still there); one that still will not finish is reported and its frame
   // destroyed, unless a handle outside still refers to it (then it is leaked, and reported).
-  for (int round = 0; round < 3 && m.core.live_tasks != 0; ++round) {
+  // (Not while another loop runs on this thread: this one cannot run then, and close() may be
+  // called from a destructor, which must not throw.)
+  for (int round = 0; round < 3 && m.core.live_tasks != 0 && !detail::t_running_core; ++round) {
     cancel_all_tasks();
     drain_tasks(3);
   }
@@ -502,6 +527,7 @@ void EventLoop::close() {
     m.inbox->async = nullptr;
     m.inbox->items.clear();
   }
+  m.core.close_resources();  // streams, servers, sockets still open: closed their own way
   uv_close(reinterpret_cast<uv_handle_t*>(&m.async), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&m.timer), nullptr);
   uv_run(&m.uv, UV_RUN_DEFAULT);  // runs the close callbacks
@@ -567,6 +593,9 @@ Task<void> wait_all_tasks() {
       for (TaskBase* t : tasks) t->release();
     }
   } release{tasks};
+  // Cancelled only now that they are referenced here: a task that fails while it unwinds is
+  // reported below (as Python's _cancel_all_tasks does), not as "never retrieved".
+  for (TaskBase* t : tasks) t->cancel();
   for (TaskBase* t : tasks) co_await DoneAwaiter{t, {}, {}};
   for (TaskBase* t : tasks) {
     if (t->cancelled()) continue;
@@ -580,9 +609,8 @@ void finish_run(EventLoop& loop) {
   // Python's asyncio.run: cancel the tasks main() left behind and wait for them to unwind.
   if (loop.is_closed()) return;
   if (loop.pending_tasks() != 0) {
-    loop.cancel_all_tasks();
     try {
-      loop.run_until_complete(wait_all_tasks());
+      loop.run_until_complete(wait_all_tasks());  // cancels them, then waits
     } catch (...) {
       loop.core().report("unhandled exception during asyncio::run() shutdown",
                          std::current_exception());

@@ -96,7 +96,7 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 thread_local char t_read_buffer[kReadChunk];
 }  // namespace
 
-struct StreamState {
+struct StreamState : LoopResource {
   union Handle {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
@@ -152,7 +152,7 @@ WaitList& close_waiters(StreamState* s) noexcept {
   return s->closers;
 }
 
-struct ServerState {
+struct ServerState : LoopResource {
   LoopCore* core = nullptr;
   ClientHandler handler;
   ServerOptions options;
@@ -188,6 +188,7 @@ void wake_reader(StreamState* s) {
 
 void on_closed(uv_handle_t* handle) {
   auto* s = static_cast<StreamState*>(handle->data);
+  s->core->detach(s);
   s->closed = true;
   s->reading = false;
   if (!s->read_error) s->eof = true;
@@ -204,7 +205,11 @@ void on_closed(uv_handle_t* handle) {
   // A read still waiting (the reader was not closed by its owner) sees EOF or the error.
   if (s->reader_op) {
     s->reader_op->filled = false;
+    // The read resumes now and may drop the last handles (a handler that returns): hold a
+    // reference until it is back, or that would free the state under this function.
+    ++s->reader_refs;
     wake_reader(s);
+    --s->reader_refs;
   }
   maybe_free(s);
 }
@@ -297,11 +302,15 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
       s->rpos = 0;
     }
     s->rbuf.append(buf->base, n);
-    if (s->buffered() > 2 * s->limit && s->reading) {
-      uv_read_stop(s->stream());  // back-pressure: resumed when the reader catches up
+    bool ready = op && op->satisfied();
+    // Back-pressure, resumed when the reader catches up; but not while a read waits that needs
+    // more than is buffered (read() to EOF, readexactly(n) beyond 2 x limit): Python's reader
+    // resumes reading whenever it waits for data.
+    if (s->buffered() > 2 * s->limit && s->reading && (!op || ready)) {
+      uv_read_stop(s->stream());
       s->reading = false;
     }
-    if (op && op->satisfied()) wake_reader(s);
+    if (ready) wake_reader(s);
     return;
   }
   if (nread == 0) return;  // EAGAIN
@@ -348,11 +357,29 @@ void discard(StreamState* s, std::size_t k) {
   if (!s->reading && s->buffered() <= s->limit) start_reading(s);
 }
 
+}  // namespace
+
+// readuntil: no separator in `have` bytes, and it could no longer start within the limit
+// (Python's len(buffer) + 1 - len(separator) > limit).
+bool sep_overrun(std::size_t have, std::size_t sep_size, std::size_t limit) {
+  return have >= sep_size && have + 1 - sep_size > limit;
+}
+
+namespace {
+
 StreamState* new_stream(LoopCore& core, std::size_t limit) {
   auto* s = new StreamState;
   s->core = &core;
   s->limit = limit;
   s->h.handle.data = s;
+  // Closed with the loop if its handles are still held then (see LoopResource).
+  s->close_resource = [](LoopResource* r) {
+    auto* st = static_cast<StreamState*>(r);
+    st->closing = true;
+    st->pending.clear();
+    close_handle(st);
+  };
+  core.attach(s);
   return s;
 }
 
@@ -420,7 +447,7 @@ bool StreamReader::ReadOp::satisfied() const {
       return have >= n;
     case kUntil:
     case kLine: {
-      if (have > s->limit) return true;  // overrun: reported by await_resume
+      if (detail::sep_overrun(have, sep.size(), s->limit)) return true;  // see await_resume
       std::size_t from = scanned > sep.size() ? scanned - sep.size() + 1 : 0;
       std::size_t at = s->rbuf.find(sep, s->rpos + from);
       const_cast<ReadOp*>(this)->scanned = have;
@@ -495,7 +522,7 @@ std::string StreamReader::ReadOp::await_resume() {
       std::size_t at = s->rbuf.find(sep, s->rpos);
       if (at != std::string::npos) {
         std::size_t offset = at - s->rpos;
-        if (offset + sep.size() > s->limit) {
+        if (offset > s->limit) {
           if (kind == kLine) {
             detail::discard(s, offset + sep.size());
           }
@@ -507,12 +534,12 @@ std::string StreamReader::ReadOp::await_resume() {
         }
         return detail::take(s, offset + sep.size());
       }
-      if (have > s->limit) {
+      if (detail::sep_overrun(have, sep.size(), s->limit)) {
         if (kind == kLine) detail::discard(s, have);
         throw LimitOverrunError(
             "asyncio::StreamReader: the separator is not found, and the chunk exceeds the limit (" +
                 std::to_string(s->limit) + " bytes); raise the stream's limit",
-            have);
+            have + 1 - sep.size());
       }
       if (s->read_error) raise_error();
       std::string partial = detail::take(s, have);
@@ -587,7 +614,7 @@ void StreamWriter::write(std::string_view data) {
   if (s->eof_requested) {
     throw RuntimeError("asyncio::StreamWriter::write(): cannot write after write_eof()");
   }
-  if (s->closing && !s->closed && !s->write_error) {
+  if (s->closing && !s->write_error) {
     throw RuntimeError(
         "asyncio::StreamWriter::write(): the writer is closing; write before "
         "close()");
@@ -837,6 +864,7 @@ void on_listener_closed(uv_handle_t* h) {
 void close_server(detail::ServerState* srv) {
   if (srv->closing) return;
   srv->closing = true;
+  srv->core->detach(srv);
   for (uv_tcp_t* l : srv->listeners)
     uv_close(reinterpret_cast<uv_handle_t*>(l), &on_listener_closed);
   srv->listeners.clear();
@@ -894,6 +922,10 @@ Task<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
   uv_loop_t* uv = detail::current_uv_loop("asyncio::start_server");
   auto* srv = new detail::ServerState;
   srv->core = &core;
+  srv->close_resource = [](detail::LoopResource* r) {
+    close_server(static_cast<detail::ServerState*>(r));
+  };
+  core.attach(srv);
   srv->handler = std::move(handler);
   srv->options = options;
   srv->refs = 1;

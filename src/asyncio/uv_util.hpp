@@ -25,6 +25,11 @@ SocketAddress to_address(const sockaddr* sa);
 bool parse_numeric(const std::string& host, std::uint16_t port, sockaddr_storage* out);
 
 LoopCore& current_core(const char* who);
+
+// Sets SIGPIPE to SIG_IGN if it still has the default action, as Python does at startup, so that
+// writing to a peer or child that left throws BrokenPipeError instead of killing the program.
+// Every EventLoop does this when it is made; a handler the program installed is left alone.
+void ignore_default_sigpipe();
 uv_loop_t* current_uv_loop(const char* who);
 
 // The wait of a task for one libuv request that completes through a callback. The request and

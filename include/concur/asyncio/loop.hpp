@@ -21,13 +21,18 @@
 // Lifetime: destroying a loop closes it; tasks that never finished are destroyed (their frames'
 //   destructors run, like Python's coroutine.close()); a Task handle may outlive its loop, but
 //   only to read a finished task's result.
+// SIGPIPE: making a loop sets SIGPIPE to SIG_IGN if it has the default action (Python does so at
+//   startup), so that writing to a peer that left raises BrokenPipeError instead of killing the
+//   program. A handler the program installed is left alone.
 // Errors: an exception nobody can catch (from a call_soon callback, or a task whose exception is
 //   never retrieved) goes to the exception handler (default: printed to stderr).
 //
 // Debug mode (Python's PYTHONASYNCIODEBUG / loop.set_debug): LoopOptions::debug, or the
 // environment variable CONCUR_ASYNCIO_DEBUG=1. Reports each callback or task step that kept the
-// loop longer than slow_callback_duration, naming the task and where it was created, and a task
-// that swallowed its cancellation (caught CancelledError and returned normally).
+// loop longer than slow_callback_duration, naming the task and where it was created (or where the
+// callback was scheduled), a task that swallowed its cancellation (caught CancelledError and
+// returned normally), and a coroutine dropped without ever being awaited. A task's exception that
+// nobody retrieved is reported in every mode.
 //
 // Example:
 //   asyncio::Task<int> main_task() { co_await asyncio::sleep(50ms); co_return 7; }
@@ -96,6 +101,7 @@ class EventLoop {
   template <class T>
   T run_until_complete(Task<T> main, std::source_location where = std::source_location::current()) {
     Task<T> task = std::move(main);
+    check_can_run("EventLoop::run_until_complete()");  // before scheduling anything, as Python
     if (!task.base().spawned()) spawn_here(task.base(), where);
     run_until_done(task.base());
     if constexpr (std::is_void_v<T>) {
@@ -169,6 +175,8 @@ class EventLoop {
 
  private:
   void spawn_here(detail::TaskBase& task, std::source_location where);
+  // RuntimeError if the loop is closed, running, or another loop runs on this thread.
+  void check_can_run(const char* who) const;
   void run_until_done(detail::TaskBase& task);
   void drain_tasks(int idle_turns);
   std::unique_ptr<Impl> impl_;
@@ -187,7 +195,8 @@ struct RunOptions {
 namespace detail {
 // See EventLoop::inbox().
 void post_threadsafe(const std::shared_ptr<void>& inbox, std::function<void()> fn);
-// Waits for every task of the running loop to finish; reports those that failed.
+// Cancels every other task of the running loop, waits for them to finish, reports those that
+// failed.
 Task<void> wait_all_tasks();
 // The end of asyncio::run: cancel what is left, wait for it, stop the executor, close.
 void finish_run(EventLoop& loop);
@@ -207,6 +216,11 @@ struct SigintGuard {
 template <class T>
 T run(Task<T> main, RunOptions options = {},
       std::source_location where = std::source_location::current()) {
+  if (detail::running_core()) {
+    throw RuntimeError(
+        "asyncio::run() cannot be called from a running event loop; co_await the coroutine "
+        "instead");
+  }
   EventLoop loop(LoopOptions{.debug = options.debug});
   Task<T> task = std::move(main);
   task = loop.create_task(std::move(task), "main", where);

@@ -12,12 +12,15 @@
 //
 // Reading: the connection reads continuously into the reader's buffer (from one shared buffer per
 // thread, copied out at once), and stops reading while more than 2 x limit bytes wait unread
-// (back-pressure onto the peer through TCP), resuming below limit. limit defaults to 64 KiB.
+// (back-pressure onto the peer through TCP), resuming below limit, or whenever a read waits for
+// more than is buffered (read() to EOF, readexactly(n) beyond 2 x limit). limit defaults to 64 KiB.
 //   read(n)          up to n bytes as soon as any are there; read() (n = -1) everything up to EOF;
 //                    "" at EOF.
 //   readexactly(n)   n bytes, or IncompleteReadError (partial(): what came) at EOF.
 //   readuntil(sep)   up to and including sep; IncompleteReadError at EOF; LimitOverrunError when
-//                    sep is not within limit bytes (the data stays buffered).
+//                    sep does not start within the first limit bytes (as Python: consumed() is
+//                    where it starts, or len + 1 - len(sep) when it is not there; the data stays
+//                    buffered).
 //   readline()       readuntil("\n"), but the partial line at EOF is returned, and on
 //                    LimitOverrunError the overlong line is discarded first (as Python).
 // One read at a time: a second concurrent read on the same reader is a RuntimeError. A connection

@@ -20,6 +20,11 @@
 // a spawned task keeps itself alive while it runs, so dropping every handle does not kill it
 // (unlike Python, where an unreferenced task may be garbage-collected mid-flight).
 //
+// Lambdas: a coroutine lambda's captures live in the lambda object, not in the coroutine frame, so
+// `create_task([&] () -> Task<void> {...}())` leaves the task reading a destroyed temporary. Pass
+// what the coroutine needs as parameters (they are copied into the frame), or keep the lambda
+// object alive as long as the task (task_group() and timeout() keep theirs).
+//
 // Thread safety: none. A task, its handles and its loop belong to the loop's thread.
 // Errors: result() before done() throws InvalidStateError; result() of a cancelled task throws
 // CancelledError; a task's exception is rethrown by result() and co_await as its own type. A

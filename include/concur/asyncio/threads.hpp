@@ -1,6 +1,6 @@
 // concur/asyncio/threads.hpp: bridges between the loop and the other models.
 //
-//   co_await wrap_future(f)        awaits a concur::Future (from a ThreadPoolExecutor, a
+//   co_await f / wrap_future(f)    awaits a concur::Future (from a ThreadPoolExecutor, a
 //                                  ProcessPoolExecutor or a Promise) without blocking the loop.
 //   co_await run_in_executor(ex, fn, args...)  submits now (Python's loop.run_in_executor) to any
 //                                  executor with submit(), e.g. concur::ThreadPoolExecutor or
@@ -40,6 +40,7 @@ struct FutureAwaiter : Suspension {
   std::shared_ptr<FutureBridge> bridge;
 
   explicit FutureAwaiter(Future<T> f) : future(std::move(f)) {}
+  FutureAwaiter(FutureAwaiter&& other) noexcept : future(std::move(other.future)) {}
   bool await_ready() const { return future.done(); }
   bool await_suspend(std::coroutine_handle<> h) {
     LoopCore& core = require_core("co_await asyncio::wrap_future()");
@@ -108,3 +109,12 @@ auto to_thread(F&& fn, Args&&... args) {
 }
 
 }  // namespace concur::asyncio
+
+namespace concur {
+// `co_await future` inside a task: the same as co_await asyncio::wrap_future(future), without
+// making a coroutine frame.
+template <class T>
+asyncio::detail::FutureAwaiter<T> operator co_await(Future<T> future) {
+  return asyncio::detail::FutureAwaiter<T>(std::move(future));
+}
+}  // namespace concur

@@ -127,6 +127,17 @@ inline std::int64_t monotonic_ns() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Something with libuv handles that may outlive the tasks using it (a stream, a server, a socket
+// whose handle is kept outside): EventLoop::close() calls `close` on each one still attached, so
+// that its handles close through its own callbacks and its memory is freed, not leaked.
+struct LoopResource {
+  LoopResource* prev_resource = nullptr;
+  LoopResource* next_resource = nullptr;
+  void (*close_resource)(LoopResource*) = nullptr;
+  bool attached = false;
+};
+
+// ---------------------------------------------------------------------------------------------
 class LoopCore {
  public:
   struct ReadyItem {
@@ -173,6 +184,28 @@ class LoopCore {
   // Fires the timers due at `now`; returns how many fired.
   std::size_t fire_due(std::int64_t now_ns);
   std::size_t armed_timers() const { return heap_.size(); }
+
+  void attach(LoopResource* r) {
+    r->prev_resource = nullptr;
+    r->next_resource = resources_;
+    if (resources_) resources_->prev_resource = r;
+    resources_ = r;
+    r->attached = true;
+  }
+  void detach(LoopResource* r) {
+    if (!r->attached) return;
+    (r->prev_resource ? r->prev_resource->next_resource : resources_) = r->next_resource;
+    if (r->next_resource) r->next_resource->prev_resource = r->prev_resource;
+    r->prev_resource = r->next_resource = nullptr;
+    r->attached = false;
+  }
+  // Closes every attached resource (EventLoop::close()).
+  void close_resources() {
+    while (LoopResource* r = resources_) {
+      detach(r);
+      r->close_resource(r);
+    }
+  }
   TimerNode* first_timer() const { return heap_.empty() ? nullptr : heap_.front(); }
   // Drops everything queued (the loop is closing); frees the done callbacks it owns.
   void clear_ready();
@@ -217,6 +250,7 @@ class LoopCore {
   TaskBase* current_ = nullptr;
   std::vector<TimerNode*> heap_;
   std::uint64_t timer_seq_ = 0;
+  LoopResource* resources_ = nullptr;
 };
 
 // The loop running on this thread, or nullptr.
