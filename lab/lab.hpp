@@ -115,6 +115,12 @@ std::optional<support::Python> cpython_for(const Options& options, Report& repor
 inline constexpr const char* kUnguardedDemo = "__unguarded_demo";
 int run_unguarded_demo(const std::string& marks_file);
 
+// `concur-lab __c10k server-asyncio|server-threads|client ...` runs one of the c10k experiment's
+// helper processes (an echo server, or the client that opens the connections); see
+// lab/experiments/c10k.cpp.
+inline constexpr const char* kC10kHelper = "__c10k";
+int run_c10k_helper(int argc, char** argv);
+
 // Where this program is (to run it again as a helper).
 std::string self_path();
 
@@ -125,6 +131,11 @@ struct MemoryUse {
   double private_mib = 0;  // private clean + private dirty: pages no other process shares
 };
 MemoryUse memory_of(int pid);
+
+// The machine's load average over the last minute (/proc/loadavg), NaN if unknown; and a note
+// saying it, for experiments whose figures other work on the machine slows down.
+double load_average();
+std::string load_note();
 
 // "1.23 s", "456 ms", "7.8 us": a duration for people.
 std::string format_seconds(double seconds);

@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
   if (argc > 2 && std::string_view(argv[1]) == concur::lab::kUnguardedDemo) {
     return concur::lab::run_unguarded_demo(argv[2]);
   }
+  // The c10k experiment's servers and client run as separate processes of this program.
+  if (argc > 2 && std::string_view(argv[1]) == concur::lab::kC10kHelper) {
+    return concur::lab::run_c10k_helper(argc, argv);
+  }
   // Worker processes of spawn and forkserver re-run this program: they stop here.
   concur::multiprocessing::main_guard(argc, argv);
   CLI::App app{

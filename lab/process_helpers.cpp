@@ -1,13 +1,15 @@
-// Helpers the process experiments share: this program's path, a process's memory from /proc, and
-// the unguarded demo (a deliberately guard-less run of main()).
+// Helpers the process experiments share: this program's path, a process's memory and the load
+// average from /proc, and the unguarded demo (a deliberately guard-less run of main()).
 #include <unistd.h>
 
+#include <cmath>
 #include <concur/multiprocessing/process.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "lab.hpp"
 
@@ -39,6 +41,24 @@ MemoryUse memory_of(int pid) {
     if (key == "Private_Clean:" || key == "Private_Dirty:") use.private_mib += kib / 1024;
   }
   return use;
+}
+
+double load_average() {
+  std::ifstream in("/proc/loadavg");
+  double one_minute = NAN;
+  in >> one_minute;
+  return in ? one_minute : NAN;
+}
+
+std::string load_note() {
+  const double load = load_average();
+  if (std::isnan(load)) return "The machine's load average could not be read.";
+  char text[160];
+  std::snprintf(text, sizeof text,
+                "Load average when this experiment started: %.2f on %u cores (other work on the "
+                "machine slows these figures down).",
+                load, std::thread::hardware_concurrency());
+  return text;
 }
 
 int run_unguarded_demo(const std::string& marks_file) {

@@ -20,8 +20,8 @@ asyncio::Task<void> echo(asyncio::StreamReader reader, asyncio::StreamWriter wri
   try {
     for (;;) {
       std::string data = co_await reader.read(65536);
-      if (data.empty()) break;  // EOF
-      writer.write(data);
+      if (data.empty()) break;        // EOF
+      writer.write(std::move(data));  // queued without a copy if the socket is full
       co_await writer.drain();
     }
   } catch (const concur::ConnectionError&) {

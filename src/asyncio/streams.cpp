@@ -221,7 +221,7 @@ void close_handle(StreamState* s) {
   uv_close(s->handle(), &on_closed);
 }
 
-void start_write(StreamState* s, std::string data);
+void start_write(StreamState* s, std::string data, std::size_t offset = 0);
 
 void do_shutdown(StreamState* s) {
   s->eof_sent = true;
@@ -264,12 +264,13 @@ void on_written(uv_write_t* req, int status) {
   after_write(s);
 }
 
-void start_write(StreamState* s, std::string data) {
+void start_write(StreamState* s, std::string data, std::size_t offset) {
   auto w = std::make_unique<StreamState::WriteReq>();
   w->s = s;
   w->data = std::move(data);
   w->req.data = w.get();
-  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  uv_buf_t buf =
+      uv_buf_init(w->data.data() + offset, static_cast<unsigned>(w->data.size() - offset));
   int rc = uv_write(&w->req, s->stream(), &buf, 1, &on_written);
   if (rc < 0) {
     fail(s, rc);
@@ -609,30 +610,61 @@ void StreamWriter::add() noexcept {
   if (s_) ++s_->writer_refs;
 }
 
-void StreamWriter::write(std::string_view data) {
-  StreamState* s = state("write");
+namespace detail {
+namespace {
+// write()'s checks; false when the data is to be dropped (the connection failed: drain() says so).
+bool writable(StreamState* s, std::size_t size) {
   if (s->eof_requested) {
     throw RuntimeError("asyncio::StreamWriter::write(): cannot write after write_eof()");
   }
   if (s->closing && !s->write_error) {
     throw RuntimeError(
-        "asyncio::StreamWriter::write(): the writer is closing; write before "
-        "close()");
+        "asyncio::StreamWriter::write(): the writer is closing; write before close()");
   }
-  if (s->write_error || s->closed || data.empty()) return;  // lost: drain() reports why
-  if (s->write_in_flight) {
-    s->pending.append(data);
-    return;
-  }
+  return !(s->write_error || s->closed || size == 0);
+}
+
+// Sends what the socket takes now; returns how many bytes it took, or -1 if the write failed.
+long try_send(StreamState* s, std::string_view data) {
   uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
   int sent = uv_try_write(s->stream(), &buf, 1);
   if (sent == UV_EAGAIN || sent == UV_ENOSYS) sent = 0;
   if (sent < 0) {
-    detail::fail(s, sent);
+    fail(s, sent);
+    return -1;
+  }
+  return sent;
+}
+}  // namespace
+}  // namespace detail
+
+void StreamWriter::write(std::string_view data) {
+  StreamState* s = state("write");
+  if (!detail::writable(s, data.size())) return;
+  if (s->write_in_flight) {
+    s->pending.append(data);
     return;
   }
-  if (static_cast<std::size_t>(sent) == data.size()) return;
+  long sent = detail::try_send(s, data);
+  if (sent < 0 || static_cast<std::size_t>(sent) == data.size()) return;
   detail::start_write(s, std::string(data.substr(static_cast<std::size_t>(sent))));
+}
+
+void StreamWriter::write(std::string&& data) {
+  StreamState* s = state("write");
+  if (!detail::writable(s, data.size())) return;
+  if (s->write_in_flight) {
+    if (s->pending.empty()) {
+      s->pending = std::move(data);
+    } else {
+      s->pending.append(data);
+    }
+    return;
+  }
+  long sent = detail::try_send(s, data);
+  if (sent < 0 || static_cast<std::size_t>(sent) == data.size()) return;
+  // What the socket did not take is queued without a copy: the string itself is kept.
+  detail::start_write(s, std::move(data), static_cast<std::size_t>(sent));
 }
 
 bool StreamWriter::DrainOp::await_ready() {

@@ -142,6 +142,10 @@ class StreamWriter {
   // Sends or queues data (see the header comment). RuntimeError after close() or write_eof().
   // After the connection failed, data is dropped; drain() reports the failure.
   void write(std::string_view data);
+  // The same, taking the string: what the socket does not take at once is queued without a copy.
+  void write(std::string&& data);
+  void write(const char* data) { write(std::string_view(data)); }
+  void write(const std::string& data) { write(std::string_view(data)); }
   void writelines(const std::vector<std::string>& lines) {
     for (const std::string& l : lines) write(l);
   }
