@@ -22,7 +22,7 @@ namespace {
 
 constexpr std::size_t kClassBytes = 32;
 constexpr std::size_t kClasses = 32;  // up to 1 KiB
-constexpr std::size_t kMaxCached = 1u << 16;
+constexpr std::size_t kMaxCached = 1u << 18;
 
 std::atomic<std::int64_t> g_live_frames{0};
 std::atomic<std::int64_t> g_live_frame_bytes{0};  // size-class bytes of the live frames

@@ -106,6 +106,7 @@ class ChildWaiter : public TimerNode, public Suspension {
       if (children_[i]->done()) continue;
       ++pending_;
       nodes_[i].waiter = this;
+      nodes_[i].index = i;
       nodes_[i].on_done = &on_child_done;
       children_[i]->add_done_node(&nodes_[i]);
     }
@@ -138,8 +139,18 @@ class ChildWaiter : public TimerNode, public Suspension {
  private:
   struct Node : DoneNode {
     ChildWaiter* waiter = nullptr;
+    std::size_t index = 0;
   };
 
+ public:
+  // Called for each child that succeeds while the waiter is suspended, with its index, inside
+  // the child's last step: gather takes the result then, while the frame is still in cache, and
+  // drops its handle so that the frame is freed at once (for 100,000 tasks, touching every frame
+  // a second time afterwards cost more than running them).
+  void (*harvest)(void* context, std::size_t index, TaskBase* child) = nullptr;
+  void* harvest_context = nullptr;
+
+ private:
   bool satisfies(TaskBase* c) const {
     switch (mode_) {
       case kFirstCompleted:
@@ -170,8 +181,12 @@ class ChildWaiter : public TimerNode, public Suspension {
   }
 
   static Suspension* on_child_done(DoneNode* n, TaskBase* child) {
-    ChildWaiter* w = static_cast<Node*>(n)->waiter;
+    auto* node = static_cast<Node*>(n);
+    ChildWaiter* w = node->waiter;
     --w->pending_;
+    if (w->harvest && !child->cancelled() && !child->failed()) {
+      w->harvest(w->harvest_context, node->index, child);
+    }
     if (w->woken_) return nullptr;
     if (w->satisfies(child)) {
       w->first_ = child;
@@ -191,8 +206,9 @@ class ChildWaiter : public TimerNode, public Suspension {
     auto* w = static_cast<ChildWaiter*>(s);
     if (w->propagate_cancel_) {
       w->cancel_requested_ = true;
-      for (TaskBase* c : w->children_) {
-        if (!c->done()) c->cancel(s->task->cancel_message());
+      // Only those still linked: a harvested child may be freed already.
+      for (std::size_t i = 0; i < w->children_.size(); ++i) {
+        if (w->nodes_[i].linked) w->children_[i]->cancel(s->task->cancel_message());
       }
       return;  // the first cancelled child ends the wait (kFirstFailure)
     }
@@ -280,14 +296,35 @@ Task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(
     bases.push_back(&t.base());
   }
   detail::ChildWaiter waiter(std::move(bases), detail::ChildWaiter::kFirstFailure, true);
+  // Results taken as each child finishes (see ChildWaiter::harvest); the rest after the wait.
+  std::vector<std::optional<detail::Stored<T>>> slots(tasks.size());
+  struct Harvest {
+    std::vector<Task<T>>* tasks;
+    std::vector<std::optional<detail::Stored<T>>>* slots;
+  } harvest{&tasks, &slots};
+  waiter.harvest_context = &harvest;
+  waiter.harvest = [](void* context, std::size_t i, detail::TaskBase*) {
+    auto* h = static_cast<Harvest*>(context);
+    Task<T>& t = (*h->tasks)[i];
+    if (t.promise()->refs() != 2) return;  // someone else holds it too: read it at the end
+    if constexpr (std::is_void_v<T>) {
+      (*h->slots)[i].emplace();
+    } else {
+      (*h->slots)[i].emplace(std::move(t.promise()->value()));
+    }
+    t = Task<T>();  // the frame goes when the child's last step ends, now
+  };
   co_await waiter;
   if (detail::TaskBase* failed = waiter.first()) failed->check_result_ready("asyncio::gather");
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (!slots[i]) slots[i].emplace(detail::take_result(tasks[i]));
+  }
   if constexpr (std::is_void_v<T>) {
-    for (Task<T>& t : tasks) t.result();
+    co_return;
   } else {
     std::vector<T> out;
-    out.reserve(tasks.size());
-    for (Task<T>& t : tasks) out.push_back(detail::take_result(t));
+    out.reserve(slots.size());
+    for (auto& v : slots) out.push_back(std::move(*v));
     co_return out;
   }
 }
