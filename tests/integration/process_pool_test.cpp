@@ -277,8 +277,9 @@ TEST(ProcessPool, ForkIsRefusedWhileOtherThreadsRun) {
   std::thread busy([&] {
     while (!stop) std::this_thread::sleep_for(1ms);
   });
-  EXPECT_THROW_MSG(concur::ProcessPoolExecutor({.max_workers = 1, .start_method = StartMethod::fork}),
-                   concur::RuntimeError, "deadlock");
+  EXPECT_THROW_MSG(
+      concur::ProcessPoolExecutor({.max_workers = 1, .start_method = StartMethod::fork}),
+      concur::RuntimeError, "deadlock");
   stop = true;
   busy.join();
 }
