@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
@@ -32,23 +33,10 @@ struct MyError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string describe(const asyncio::ExceptionContext& context) {
-  std::string text = context.message;
-  if (context.exception) {
-    try {
-      std::rethrow_exception(context.exception);
-    } catch (const std::exception& e) {
-      text += std::string(" | ") + e.what();
-    } catch (...) {
-      text += " | (unknown exception)";
-    }
-  }
-  return text;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using concur::testing::AsyncioTest;
+using concur::testing::contains;
+using concur::testing::describe;
+using concur::testing::turns;
 
 // The reports that contain `part` (debug mode may add "slow callback" reports of its own when
 // the machine is loaded; the tests look for the one they provoked).
@@ -59,32 +47,6 @@ std::vector<std::string> matching(const std::vector<std::string>& reports,
     if (contains(r, part)) out.push_back(r);
   }
   return out;
-}
-
-class AsyncioTest : public ::testing::Test {
- protected:
-  AsyncioTest() {
-    loop.set_exception_handler(
-        [this](const asyncio::ExceptionContext& context) { reports.push_back(describe(context)); });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(std::move(task));
-  }
-  std::vector<std::string> take_reports() { return std::exchange(reports, {}); }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
-};
-
-Task<void> turns(int n) {
-  for (int i = 0; i < n; ++i) co_await asyncio::sleep(0ns);
 }
 
 Task<int> value_after(std::chrono::nanoseconds delay, int value) {

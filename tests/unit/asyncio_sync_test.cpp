@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
@@ -23,31 +24,8 @@ using concur::RuntimeError;
 
 constexpr auto kLong = 10s;
 
-class AsyncioTest : public ::testing::Test {
- protected:
-  AsyncioTest() {
-    loop.set_exception_handler(
-        [this](const asyncio::ExceptionContext& context) { reports.push_back(context.message); });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(std::move(task));
-  }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
-};
-
-// Lets the other ready tasks run `n` times.
-Task<void> turns(int n) {
-  for (int i = 0; i < n; ++i) co_await asyncio::sleep(0ns);
-}
+using concur::testing::AsyncioTest;
+using concur::testing::turns;
 
 // ---------------------------------------------------------------------------------------------
 // Lock

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
@@ -42,45 +43,9 @@ struct OtherError : std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// Each test gets a loop whose exception handler records what it is told, and checks at the end
-// that no coroutine frame leaked and that nothing was reported that the test did not expect.
-class AsyncioTest : public ::testing::Test {
- protected:
-  AsyncioTest() {
-    loop.set_exception_handler([this](const asyncio::ExceptionContext& context) {
-      std::string text = context.message;
-      if (context.exception) {
-        try {
-          std::rethrow_exception(context.exception);
-        } catch (const std::exception& e) {
-          text += std::string(" | ") + e.what();
-        } catch (...) {
-          text += " | (unknown exception)";
-        }
-      }
-      reports.push_back(text);
-    });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(std::move(task));
-  }
-  // Returns (and forgets) what was reported.
-  std::vector<std::string> take_reports() { return std::exchange(reports, {}); }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
-};
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using concur::testing::AsyncioTest;
+using concur::testing::contains;
+using concur::testing::turns;
 
 // ---------------------------------------------------------------------------------------------
 // Coroutines the tests run. Plain functions (not lambdas), so that their frames own copies of
@@ -144,11 +109,6 @@ Task<void> nap(std::chrono::nanoseconds delay) {
 Task<void> set_flag(bool* flag) {
   *flag = true;
   co_return;
-}
-
-// Lets the other ready tasks run `n` times.
-Task<void> turns(int n) {
-  for (int i = 0; i < n; ++i) co_await asyncio::sleep(0ns);
 }
 
 template <class T, class... Ts>

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "concur/futures.hpp"
 #include "concur/thread_pool.hpp"
@@ -31,30 +32,8 @@ struct MyError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class AsyncioTest : public ::testing::Test {
- protected:
-  AsyncioTest() {
-    loop.set_exception_handler(
-        [this](const asyncio::ExceptionContext& context) { reports.push_back(context.message); });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(std::move(task));
-  }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
-};
-
-Task<void> turns(int n) {
-  for (int i = 0; i < n; ++i) co_await asyncio::sleep(0ns);
-}
+using concur::testing::AsyncioTest;
+using concur::testing::turns;
 
 using ThreadsTest = AsyncioTest;
 

@@ -1,0 +1,64 @@
+// tests/asyncio_test_support.hpp: the fixture the asyncio unit tests share. Each test runs on its
+// own EventLoop; at the end the loop is closed, every coroutine frame made during the test must be
+// gone, and nothing may have reached the loop's exception handler unless the test consumed it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <concur/asyncio.hpp>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace concur::testing {
+
+// "message | what()" of what the exception handler was told.
+inline std::string describe(const asyncio::ExceptionContext& context) {
+  std::string text = context.message;
+  if (context.exception) {
+    try {
+      std::rethrow_exception(context.exception);
+    } catch (const std::exception& e) {
+      text += std::string(" | ") + e.what();
+    } catch (...) {
+      text += " | (unknown exception)";
+    }
+  }
+  return text;
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class AsyncioTest : public ::testing::Test {
+ protected:
+  AsyncioTest() {
+    loop.set_exception_handler(
+        [this](const asyncio::ExceptionContext& context) { reports.push_back(describe(context)); });
+  }
+  void TearDown() override {
+    loop.close();
+    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
+    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
+  }
+  template <class T>
+  T run(asyncio::Task<T> task) {
+    return loop.run_until_complete(std::move(task));
+  }
+  // Returns (and forgets) what was reported, for a test that provoked a report.
+  std::vector<std::string> take_reports() { return std::exchange(reports, {}); }
+
+  std::int64_t frames_before_ = asyncio::detail::live_frames();
+  std::vector<std::string> reports;
+  asyncio::EventLoop loop;
+};
+
+// Lets the other ready tasks run `n` times.
+inline asyncio::Task<void> turns(int n) {
+  for (int i = 0; i < n; ++i) co_await asyncio::sleep(std::chrono::nanoseconds(0));
+}
+
+}  // namespace concur::testing
