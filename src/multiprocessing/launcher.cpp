@@ -393,7 +393,13 @@ Launched launch(StartMethod method, const Bootstrap& bootstrap, const std::vecto
     }
     close(theirs);
     theirs = -1;
-    send_bootstrap(ours, bootstrap, fds);
+    try {
+      send_bootstrap(ours, bootstrap, fds);
+    } catch (const EOFError&) {
+      // The child exited before it read its bootstrap (one whose main() lacks main_guard()
+      // refuses at its own start(), exit code 87). That is the child's failure, not start()'s:
+      // its exit code, from join(), says why, as Python's Process.start() would leave it.
+    }
   } catch (...) {
     if (theirs >= 0) close(theirs);
     close(ours);
