@@ -21,9 +21,43 @@ namespace concur::lab {
 enum class Verdict { kConfirmed, kPartlyTrue, kRefuted, kInconclusive };
 const char* to_string(Verdict v);
 
+// Where the figures behind a verdict came from (the rules of evidence: lab/evidence.hpp).
+enum class Source {
+  kCPython,      // a claim about Python, judged on CPython's measurements
+  kConcurModel,  // a claim about Python, but CPython could not run: concur's model stood in
+  kNative,       // a claim about the OS, C++ or the machine: no Python in it
+};
+const char* to_string(Source s);  // "CPython", "concur's model (CPython not measured)", "native"
+
+// A number a verdict is judged against, declared beside the judge.
+struct Threshold {
+  std::string name;    // "near_linear"
+  double value = 0;    // 0.7
+  std::string reason;  // one line: why this number, from the claim's words or first principles
+};
+
+// What a judge returns: a pure function of measurements, so tests can reach every branch.
+struct Judgement {
+  Verdict verdict = Verdict::kInconclusive;
+  std::string because;  // composed from the measured figures, never fixed text
+};
+
+// The tutorial's story, in its order: the report shows the experiments chapter by chapter.
+enum class Chapter {
+  kKitchen = 1,    // cores, threads and the one knife: CPU-bound threads vs C++
+  kThreadsForIo,   // threads for waiting: sleep and I/O release the lock; threads are light
+  kWhyTheLock,     // reference counts and the race the lock prevents
+  kCpuBound,       // CPU-bound work: processes, their memory, fork and spawn
+  kNativeKernels,  // the NumPy loophole: native code that releases the lock
+  kMainGuard,      // the main guard and re-importing children
+  kCoroutines,     // asyncio: one thread, cooperative switches, many sockets
+};
+const char* to_string(Chapter c);  // a title for the chapter
+
 struct Options {
   bool quick = false;  // each experiment in a few seconds, smaller workloads
-  std::string python = support::kDefaultPython;
+  std::string python = support::kDefaultPython;  // the CPython every verdict about Python uses
+  std::vector<std::string> more_pythons;  // further interpreters shown beside it (--python again)
   std::string out_dir = "lab-report";  // where pictures and report.html go
 };
 
@@ -67,6 +101,12 @@ class Report {
   void note(std::string text) { notes_.push_back(std::move(text)); }
   // Fails the experiment (CheckFailed) unless `ok`: for answers that must be right.
   void check(bool ok, const std::string& what);
+  // A threshold the verdict is judged against, with its reason (lab/evidence.hpp).
+  void threshold(const Threshold& t);
+  // The verdict, and which runtime's figures it came from.
+  void verdict(Verdict v, std::string because, Source source);
+  void verdict(const Judgement& j, Source source);
+  // Transitional: a verdict whose source is not stated yet; shown as "source not stated".
   void verdict(Verdict v, std::string because) {
     verdict_ = v;
     because_ = std::move(because);
@@ -80,6 +120,8 @@ class Report {
   const std::vector<std::string>& notes() const { return notes_; }
   std::optional<Verdict> verdict() const { return verdict_; }
   const std::string& because() const { return because_; }
+  const std::optional<Source>& source() const { return source_; }
+  const std::vector<Threshold>& thresholds() const { return thresholds_; }
   const std::map<std::string, std::pair<double, std::string>>& figures_measured() const {
     return measured_;
   }
@@ -94,12 +136,16 @@ class Report {
   std::vector<std::string> notes_;
   std::optional<Verdict> verdict_;
   std::string because_;
+  std::optional<Source> source_;
+  std::vector<Threshold> thresholds_;
 };
 
 struct Experiment {
   std::string name;     // "io-bound-threads"
   std::string summary;  // one line for `concur-lab list`
   std::function<void(const Options&, Report&)> run;
+  Chapter chapter = Chapter::kKitchen;  // where the report tells it
+  double expected_seconds = 30;         // full run; announced before it starts (--quick: /5)
 };
 
 // Experiments register themselves from their own file:

@@ -58,8 +58,12 @@ int main(int argc, char** argv) {
   app.fallthrough();  // options may come after the subcommand: `concur-lab all --quick`
   concur::lab::Options options;
   std::string json_path;
+  std::vector<std::string> pythons;
   app.add_flag("--quick", options.quick, "small workloads: a few seconds per experiment");
-  app.add_option("--python", options.python, "the CPython to compare with")->capture_default_str();
+  app.add_option("--python", pythons,
+                 "the CPython to compare with (default /usr/bin/python3); give it again to show "
+                 "more versions beside the first, e.g. --python /usr/bin/python3 --python "
+                 "~/.pyenv/versions/3.13.1/bin/python3");
   app.add_option("--out", options.out_dir, "folder for report.html and the pictures")
       ->capture_default_str();
   app.add_option("--json", json_path, "also write every result as JSON to this file");
@@ -70,6 +74,10 @@ int main(int argc, char** argv) {
   run->add_option("names", names, "experiment names (see `list`)")->required();
   auto* all = app.add_subcommand("all", "run every experiment");
   CLI11_PARSE(app, argc, argv);
+  if (!pythons.empty()) {
+    options.python = pythons.front();
+    options.more_pythons.assign(pythons.begin() + 1, pythons.end());
+  }
 
   const auto& known = concur::lab::experiments();
   if (list->parsed()) {

@@ -23,6 +23,52 @@ const char* to_string(Verdict v) {
   return "?";
 }
 
+const char* to_string(Source s) {
+  switch (s) {
+    case Source::kCPython:
+      return "CPython";
+    case Source::kConcurModel:
+      return "concur's model (CPython not measured)";
+    case Source::kNative:
+      return "native";
+  }
+  return "?";
+}
+
+const char* to_string(Chapter c) {
+  switch (c) {
+    case Chapter::kKitchen:
+      return "One kitchen, one knife: threads and CPU-bound work";
+    case Chapter::kThreadsForIo:
+      return "Threads for waiting: I/O releases the lock";
+    case Chapter::kWhyTheLock:
+      return "Why the lock exists: reference counts";
+    case Chapter::kCpuBound:
+      return "CPU-bound work: separate processes";
+    case Chapter::kNativeKernels:
+      return "The native-kernel loophole (NumPy)";
+    case Chapter::kMainGuard:
+      return "The main guard";
+    case Chapter::kCoroutines:
+      return "Coroutines: one thread, cooperative switches";
+  }
+  return "?";
+}
+
+void Report::threshold(const Threshold& t) {
+  thresholds_.push_back(t);
+}
+
+void Report::verdict(Verdict v, std::string because, Source source) {
+  verdict_ = v;
+  because_ = std::move(because);
+  source_ = source;
+}
+
+void Report::verdict(const Judgement& j, Source source) {
+  verdict(j.verdict, j.because, source);
+}
+
 void Report::measured(const std::string& name, double value, const std::string& unit) {
   measured_[name] = {value, unit};
 }
