@@ -10,23 +10,24 @@
 // (GilRelease, CPython's Py_BEGIN_ALLOW_THREADS) so that others run meanwhile.
 //
 // Policies (InterpreterLockOptions::policy):
-//   | policy      | who gets the lock next                    | guarantee, cost |
-//   |-------------|-------------------------------------------|---------------------------------------|
-//   | cpython     | any waiter; a thread arriving while the   | faithful to CPython 3.2-3.12, with
-//   its| | (default)   | lock is free takes it at once (barging);  | faults: no order among waiters
-//   (with 3| |             | a forced dropper waits until another      | or more busy threads one
-//   can wait many| |             | thread has taken it                       | intervals), and the
-//   convoy effect: a  | |             |                                           | thread back
-//   from a short I/O call     | |             |                                           | waits a
-//   whole interval for the lock   | | fifo        | waiters in arrival order; the lock passes | a
-//   waiter gets the lock within (waiters| |             | straight from the dropper to the oldest
-//   | ahead of it + 1) x interval, plus one | |             | waiter | checkpoint; a handoff always
-//   wakes a  | |             |                                           | thread (no barging
-//   shortcut)          | | io_priority | as cpython, but a thread re-taking the    | ends the
-//   convoy effect: an I/O thread | |             | lock after a voluntary release() asks for |
-//   waits one checkpoint, not an interval;| |             | a drop at once instead of after an |
-//   each of its returns costs a CPU-bound | |             | interval (Beazley's proposal, bpo-7946)
-//   | holder one switch                     |
+// clang-format off
+//   | policy      | who gets the lock next                     | guarantee, cost                          |
+//   |-------------|--------------------------------------------|------------------------------------------|
+//   | cpython     | any waiter; a thread arriving while the    | faithful to CPython 3.2-3.12, with its   |
+//   | (default)   | lock is free takes it at once (barging);   | faults: no order among waiters (with 3   |
+//   |             | a forced dropper waits until another       | or more busy threads one can wait many   |
+//   |             | thread has taken it                        | intervals), and the convoy effect: a     |
+//   |             |                                            | thread back from a short I/O call waits  |
+//   |             |                                            | a whole interval for the lock            |
+//   | fifo        | waiters in arrival order; the lock passes  | a waiter gets the lock within (waiters   |
+//   |             | straight from the dropper to the oldest    | ahead of it + 1) x interval, plus one    |
+//   |             | waiter                                     | checkpoint; a handoff always wakes a     |
+//   |             |                                            | thread (no barging shortcut)             |
+//   | io_priority | as cpython, but a thread re-taking the     | ends the convoy effect: an I/O thread    |
+//   |             | lock after a voluntary release() asks for  | waits one checkpoint, not an interval;   |
+//   |             | a drop at once instead of after an         | each of its returns costs a CPU-bound    |
+//   |             | interval (Beazley's proposal, bpo-7946)    | holder one switch                        |
+// clang-format on
 // free_threaded = true makes the lock a no-op, as CPython 3.13t without a GIL, so one workload can
 // run with and without it.
 //
@@ -70,6 +71,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "concur/base/thread_annotations.hpp"
 
 namespace concur {
 
@@ -165,25 +168,28 @@ struct GilSpan {
   std::int64_t end_ns = 0;
 };
 
-class InterpreterLock {
+// A Clang capability: with -Wthread-safety, Clang checks that code calling checkpoint() (or a
+// function of yours marked CONCUR_REQUIRES(gil)) holds the lock, and that GilGuard / GilRelease
+// pair up, as it does for mutexes (concur/base/thread_annotations.hpp).
+class CONCUR_CAPABILITY("interpreter lock") InterpreterLock {
  public:
   explicit InterpreterLock(InterpreterLockOptions options = {});
   ~InterpreterLock();
   InterpreterLock(const InterpreterLock&) = delete;
   InterpreterLock& operator=(const InterpreterLock&) = delete;
 
-  void acquire();
+  void acquire() CONCUR_ACQUIRE();
   // Gives up after `timeout`; false if the lock was not granted.
   template <class Rep, class Period>
-  bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) {
+  bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) CONCUR_TRY_ACQUIRE(true) {
     return acquire_within(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
   // A voluntary release (under io_priority, the next acquire() of this thread asks at once).
-  void release();
+  void release() CONCUR_RELEASE();
 
   // The eval breaker: one relaxed load when nobody waits; when a drop was requested, drops the
   // lock and takes it back after another thread has had it. Call only while holding the lock.
-  void checkpoint() {
+  void checkpoint() CONCUR_REQUIRES(this) {
     if (drop_request_.load(std::memory_order_relaxed)) [[unlikely]] {
       yield_to_waiter();
     }
@@ -221,10 +227,10 @@ class InterpreterLock {
 };
 
 // Holds the lock for a scope (acquire in the constructor, release in the destructor).
-class GilGuard {
+class CONCUR_SCOPED_CAPABILITY GilGuard {
  public:
-  explicit GilGuard(InterpreterLock& lock) : lock_(lock) { lock_.acquire(); }
-  ~GilGuard() { lock_.release(); }
+  explicit GilGuard(InterpreterLock& lock) CONCUR_ACQUIRE(lock) : lock_(lock) { lock_.acquire(); }
+  ~GilGuard() CONCUR_RELEASE() { lock_.release(); }
   GilGuard(const GilGuard&) = delete;
   GilGuard& operator=(const GilGuard&) = delete;
 
@@ -234,10 +240,12 @@ class GilGuard {
 
 // Lets go of a held lock for a scope: CPython's Py_BEGIN_ALLOW_THREADS / Py_END_ALLOW_THREADS,
 // around blocking I/O or native work that touches no interpreter state.
-class GilRelease {
+// (For Clang's analysis a scoped unlock: the destructor's RELEASE() ends the scope and restores
+// the held state, as Clang's documentation spells it.)
+class CONCUR_SCOPED_CAPABILITY GilRelease {
  public:
-  explicit GilRelease(InterpreterLock& lock) : lock_(lock) { lock_.release(); }
-  ~GilRelease() { lock_.acquire(); }
+  explicit GilRelease(InterpreterLock& lock) CONCUR_RELEASE(lock) : lock_(lock) { lock_.release(); }
+  ~GilRelease() CONCUR_RELEASE() { lock_.acquire(); }
   GilRelease(const GilRelease&) = delete;
   GilRelease& operator=(const GilRelease&) = delete;
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/gil.hpp"
 #include "describe_exception.hpp"
@@ -54,7 +55,9 @@ std::atomic<std::uint64_t> g_next_core_id{1};
 
 }  // namespace
 
-// One per thread that has used the lock. Guarded by the core's mutex.
+// One per thread that has used the lock. Guarded by the core's mutex (GilCore::mu_; Clang's
+// analysis cannot name another object's mutex here, so the functions that touch a GilThread
+// require GilCore::mu_ instead).
 struct GilThread {
   std::uint64_t number = 0;
   std::thread::id id;
@@ -63,7 +66,7 @@ struct GilThread {
   bool granted = false;               // fifo: the lock was handed to this thread
   std::int64_t wait_start = 0;
   std::int64_t hold_start = 0;
-  std::condition_variable cv;  // fifo: where this thread waits for its handoff
+  base::CondVar cv;  // fifo: where this thread waits for its handoff
 };
 
 class GilCore : public std::enable_shared_from_this<GilCore> {
@@ -80,9 +83,9 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   }
   void thread_exited(std::thread::id id);
   void time_advanced();
-  void reinit_in_child();
-  void lock_for_fork() { mu_.lock(); }
-  void unlock_after_fork() { mu_.unlock(); }
+  void reinit_in_child() CONCUR_RELEASE(mu_);
+  void lock_for_fork() CONCUR_ACQUIRE(mu_) { mu_.lock(); }
+  void unlock_after_fork() CONCUR_RELEASE(mu_) { mu_.unlock(); }
 
   void set_interval(std::chrono::nanoseconds interval) {
     interval_ns_.store(std::max<std::int64_t>(1, interval.count()), std::memory_order_relaxed);
@@ -101,22 +104,25 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   std::int64_t clock_now() { return clock_->now_ns(); }
 
  private:
-  using Lock = std::unique_lock<std::mutex>;
+  using Lock = base::MutexLock;
   class IntervalTimer;
 
-  GilThread& current(const Lock& lk);
+  GilThread& current(const Lock& lk) CONCUR_REQUIRES(mu_);
   std::int64_t now() { return clock_->now_ns(); }
   // Waits on `cv` until notified or `deadline` on the lock's clock.
-  void wait(Lock& lk, std::condition_variable& cv, std::int64_t deadline);
-  bool take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> give_up_at);
-  bool take_fifo(Lock& lk, GilThread& t, std::optional<std::int64_t> give_up_at);
-  void drop_locked(Lock& lk, GilThread& t, bool forced);
-  void grant(GilThread& t, bool waited);
-  void request_drop(GilThread& t);
+  void wait(Lock& lk, base::CondVar& cv, std::int64_t deadline) CONCUR_REQUIRES(mu_);
+  bool take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> give_up_at)
+      CONCUR_REQUIRES(mu_);
+  bool take_fifo(Lock& lk, GilThread& t, std::optional<std::int64_t> give_up_at)
+      CONCUR_REQUIRES(mu_);
+  void drop_locked(Lock& lk, GilThread& t, bool forced) CONCUR_REQUIRES(mu_);
+  void grant(GilThread& t, bool waited) CONCUR_REQUIRES(mu_);
+  void request_drop(GilThread& t) CONCUR_REQUIRES(mu_);
   void reset_drop_request() { breaker_->store(false, std::memory_order_relaxed); }
-  void emit(GilEvent event, const GilThread& t, bool forced);
-  void record_span(const GilThread& t, GilSpan::Kind kind, std::int64_t start, std::int64_t end);
-  void notify_all_waiters();
+  void emit(GilEvent event, const GilThread& t, bool forced) CONCUR_REQUIRES(mu_);
+  void record_span(const GilThread& t, GilSpan::Kind kind, std::int64_t start, std::int64_t end)
+      CONCUR_REQUIRES(mu_);
+  void notify_all_waiters() CONCUR_REQUIRES(mu_);
 
   const std::uint64_t id_ = g_next_core_id.fetch_add(1);
   const GilPolicy policy_;
@@ -127,25 +133,27 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   GilClock* clock_;
   std::atomic<std::int64_t> interval_ns_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cond_;         // the lock was released (cpython, io_priority)
-  std::condition_variable switch_cond_;  // another thread took the lock (forced switching)
+  mutable base::Mutex mu_;
+  base::CondVar cond_;         // the lock was released (cpython, io_priority)
+  base::CondVar switch_cond_;  // another thread took the lock (forced switching)
   std::atomic<bool> detached_breaker_{false};
-  std::atomic<bool>* breaker_;  // the owner's drop request, or detached_breaker_
-  bool locked_ = false;
-  GilThread* holder_ = nullptr;
-  std::atomic<std::thread::id> holder_id_{};
-  GilThread* last_holder_ = nullptr;
-  std::uint64_t switch_number_ = 0;
-  std::size_t waiters_ = 0;
-  std::deque<GilThread*> queue_;  // fifo: waiters in arrival order
-  std::vector<std::unique_ptr<GilThread>> threads_;
-  std::unordered_map<std::thread::id, GilThread*> by_id_;
-  GilStats totals_;
-  DurationHistogram waits_;
-  std::deque<GilSpan> trace_;
-  std::vector<std::pair<int, std::function<void(const GilEventInfo&)>>> hooks_;
-  int next_hook_id_ = 1;
+  // The owner's drop request, or detached_breaker_; set under mu_, read by checkpoint() without.
+  std::atomic<bool>* breaker_;
+  bool locked_ CONCUR_GUARDED_BY(mu_) = false;
+  GilThread* holder_ CONCUR_GUARDED_BY(mu_) = nullptr;
+  std::atomic<std::thread::id> holder_id_{};  // for held_by_current_thread() without mu_
+  GilThread* last_holder_ CONCUR_GUARDED_BY(mu_) = nullptr;
+  std::uint64_t switch_number_ CONCUR_GUARDED_BY(mu_) = 0;
+  std::size_t waiters_ CONCUR_GUARDED_BY(mu_) = 0;
+  std::deque<GilThread*> queue_ CONCUR_GUARDED_BY(mu_);  // fifo: waiters in arrival order
+  std::vector<std::unique_ptr<GilThread>> threads_ CONCUR_GUARDED_BY(mu_);
+  std::unordered_map<std::thread::id, GilThread*> by_id_ CONCUR_GUARDED_BY(mu_);
+  GilStats totals_ CONCUR_GUARDED_BY(mu_);
+  DurationHistogram waits_ CONCUR_GUARDED_BY(mu_);
+  std::deque<GilSpan> trace_ CONCUR_GUARDED_BY(mu_);
+  std::vector<std::pair<int, std::function<void(const GilEventInfo&)>>> hooks_
+      CONCUR_GUARDED_BY(mu_);
+  int next_hook_id_ CONCUR_GUARDED_BY(mu_) = 1;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -176,14 +184,20 @@ struct CachedThread {
 };
 thread_local CachedThread tl_cached;
 
-std::mutex& registry_mutex() {
-  static std::mutex mu;
+base::Mutex& registry_mutex() {
+  static base::Mutex mu;
   return mu;
 }
 std::set<GilCore*>& registry() {
   static std::set<GilCore*> cores;
   return cores;
 }
+
+// The fork handlers take every lock in one handler and give them back in another, which Clang's
+// analysis, being per function, cannot follow.
+void before_fork() CONCUR_NO_THREAD_SAFETY_ANALYSIS;
+void after_fork_in_parent() CONCUR_NO_THREAD_SAFETY_ANALYSIS;
+void after_fork_in_child() CONCUR_NO_THREAD_SAFETY_ANALYSIS;
 
 void before_fork() {
   registry_mutex().lock();
@@ -202,12 +216,12 @@ void register_core(GilCore* core) {
   static std::once_flag atfork_once;
   std::call_once(atfork_once,
                  [] { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); });
-  std::lock_guard<std::mutex> lock(registry_mutex());
+  base::MutexLock lock(registry_mutex());
   registry().insert(core);
 }
 
 void unregister_core(GilCore* core) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
+  base::MutexLock lock(registry_mutex());
   registry().erase(core);
 }
 
@@ -271,7 +285,7 @@ GilThread& GilCore::current(const Lock&) {
   return *t;
 }
 
-void GilCore::wait(Lock& lk, std::condition_variable& cv, std::int64_t deadline) {
+void GilCore::wait(Lock& lk, base::CondVar& cv, std::int64_t deadline) {
   if (clock_->manual()) {
     cv.wait(lk);  // ManualGilClock::advance() notifies
     return;
@@ -353,20 +367,22 @@ void GilCore::grant(GilThread& t, bool waited) {
 // step) does not restart it.
 class GilCore::IntervalTimer {
  public:
-  IntervalTimer(GilCore& core, GilThread& t)
+  IntervalTimer(GilCore& core, GilThread& t) CONCUR_REQUIRES(core.mu_)
       : core_(core), t_(t), saved_switch_(core.switch_number_), end_(core.now() + interval()) {}
 
   std::int64_t deadline(const std::optional<std::int64_t>& give_up_at) const {
     return give_up_at ? std::min(end_, *give_up_at) : end_;
   }
 
-  void check() {
-    const std::int64_t at = core_.now();
-    if (core_.switch_number_ != saved_switch_) {
-      saved_switch_ = core_.switch_number_;
+  // `core` is the timer's own core, passed again so that Clang's analysis can see that its
+  // mutex is the caller's.
+  void check(GilCore& core) CONCUR_REQUIRES(core.mu_) {
+    const std::int64_t at = core.now();
+    if (core.switch_number_ != saved_switch_) {
+      saved_switch_ = core.switch_number_;
       end_ = at + interval();
     } else if (at >= end_) {
-      core_.request_drop(t_);
+      core.request_drop(t_);
       end_ = at + interval();
     }
   }
@@ -411,7 +427,7 @@ bool GilCore::take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> gi
       switch_cond_.notify_all();  // a forced dropper may be waiting for us to take it
       return false;
     }
-    timer.check();
+    timer.check(*this);
   }
   --waiters_;
   grant(t, true);
@@ -438,7 +454,7 @@ bool GilCore::take_fifo(Lock& lk, GilThread& t, std::optional<std::int64_t> give
       --waiters_;
       return false;
     }
-    timer.check();
+    timer.check(*this);
   }
   return true;  // the dropper granted it to us (and did the bookkeeping)
 }
@@ -496,7 +512,7 @@ void GilCore::drop_locked(Lock& lk, GilThread& t, bool forced) {
   // first. A waiter that gives up (timed acquire) also ends the wait.
   if (drop_was_requested && last_holder_ == &t) {
     reset_drop_request();
-    switch_cond_.wait(lk, [&] { return last_holder_ != &t || waiters_ == 0; });
+    while (last_holder_ == &t && waiters_ != 0) switch_cond_.wait(lk);
   }
 }
 
@@ -532,12 +548,12 @@ void GilCore::thread_exited(std::thread::id id) {
 
 void GilCore::reinit_in_child() {
   // Only the forking thread survives; our mutex is held by it (before_fork took it).
-  new (&cond_) std::condition_variable();
-  new (&switch_cond_) std::condition_variable();
+  new (&cond_) base::CondVar();
+  new (&switch_cond_) base::CondVar();
   const auto me = std::this_thread::get_id();
   for (auto& t : threads_) {
     if (t->id != me) t->stats.exited = true;
-    new (&t->cv) std::condition_variable();
+    new (&t->cv) base::CondVar();
   }
   std::erase_if(by_id_, [&](const auto& entry) { return entry.first != me; });
   queue_.clear();
@@ -595,8 +611,8 @@ std::vector<GilSpan> GilCore::timeline() const {
 // ManualGilClock
 
 struct ManualGilClock::Subscribers {
-  std::mutex mu;
-  std::set<detail::GilCore*> cores;
+  base::Mutex mu;
+  std::set<detail::GilCore*> cores CONCUR_GUARDED_BY(mu);
 };
 
 ManualGilClock::ManualGilClock() : subscribers_(std::make_unique<Subscribers>()) {}
@@ -604,17 +620,17 @@ ManualGilClock::~ManualGilClock() = default;
 
 void ManualGilClock::advance(std::chrono::nanoseconds by) {
   now_.fetch_add(by.count(), std::memory_order_acq_rel);
-  std::lock_guard<std::mutex> lock(subscribers_->mu);
+  base::MutexLock lock(subscribers_->mu);
   for (detail::GilCore* core : subscribers_->cores) core->time_advanced();
 }
 
 void ManualGilClock::subscribe(detail::GilCore* core) {
-  std::lock_guard<std::mutex> lock(subscribers_->mu);
+  base::MutexLock lock(subscribers_->mu);
   subscribers_->cores.insert(core);
 }
 
 void ManualGilClock::unsubscribe(detail::GilCore* core) {
-  std::lock_guard<std::mutex> lock(subscribers_->mu);
+  base::MutexLock lock(subscribers_->mu);
   subscribers_->cores.erase(core);
 }
 

@@ -58,6 +58,14 @@ class CondVar {
     native.release();
   }
   // Returns false on timeout.
+  template <class Rep, class Period>
+  bool wait_for(MutexLock& lock, std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock<std::mutex> native(lock.mutex().native(), std::adopt_lock);
+    const bool notified = cv_.wait_for(native, timeout) == std::cv_status::no_timeout;
+    native.release();
+    return notified;
+  }
+  // Returns false on timeout.
   template <class Clock, class Duration>
   bool wait_until(MutexLock& lock, std::chrono::time_point<Clock, Duration> deadline) {
     std::unique_lock<std::mutex> native(lock.mutex().native(), std::adopt_lock);
