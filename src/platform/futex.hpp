@@ -1,5 +1,5 @@
 // Internal: wait on / wake a 32-bit word, the one blocking primitive the executors' fast paths use.
-// Linux: the futex system call. A port to another OS implements these three functions (macOS:
+// Linux: the futex system call. A port to another OS implements these two functions (macOS:
 // os_sync_wait_on_address; Windows: WaitOnAddress) and nothing else in concur changes.
 #pragma once
 
@@ -17,7 +17,6 @@ using Clock = std::chrono::steady_clock;
 bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 const std::optional<Clock::time_point>& deadline) noexcept;
 void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept;
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
 
 // One pause of a spin-wait loop (the `pause` instruction on x86).
 inline void cpu_relax() noexcept {
