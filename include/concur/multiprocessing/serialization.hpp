@@ -70,21 +70,53 @@ class StringSink : public std::streambuf {
   std::string* out_;
 };
 
-// Reads from bytes someone else owns.
-class BytesSource : public std::streambuf {
+// The archive every received message is decoded with: cereal's binary format, read straight
+// from the bytes (no std::istream), and refusing any length field larger than the bytes left.
+// cereal's own BinaryInputArchive resizes a string or vector to whatever length the bytes claim
+// before reading it, so eight hostile bytes could make the receiver allocate exabytes; here a
+// length can ask for at most as many elements as there are bytes left, which keeps every
+// allocation within a small multiple of the message's own size. (A container of more elements
+// of an empty type than the message has bytes is the one thing this refuses that cereal's
+// archive would have read.)
+// (In a namespace of its own, with its loaders below: cereal finds them by argument-dependent
+// lookup, and there they hide no other function named serialize.)
+namespace decoding {
+class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision> {
  public:
-  explicit BytesSource(std::string_view bytes = {}) { target(bytes); }
-  void target(std::string_view bytes) {
-    char* p = const_cast<char*>(bytes.data());
-    setg(p, p, p + bytes.size());
-  }
-  std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
-};
+  explicit InputArchive(std::string_view bytes)
+      : cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision>(this),
+        next_(bytes.data()),
+        end_(bytes.data() + bytes.size()) {}
 
-// One std::ostream or std::istream per thread, reused by every serialize() and deserialize() on
-// it: constructing a stream imbues the global locale (an atomic count every thread shares) and
-// looks up its facets, which cost more than encoding a small message. A nested call (a type's
-// save() that serialises something itself) gets a stream of its own.
+  void loadBinary(void* data, std::size_t size) {
+    if (size > remaining()) {
+      throw cereal::Exception("the message ended " + std::to_string(size - remaining()) +
+                              " bytes early");
+    }
+    if (size != 0) std::memcpy(data, next_, size);
+    next_ += size;
+  }
+  // A length field: as many elements as there are bytes left, at most.
+  void check_length(std::uint64_t length) const {
+    if (length > remaining()) {
+      throw cereal::Exception("a length of " + std::to_string(length) +
+                              " elements is more than the " + std::to_string(remaining()) +
+                              " bytes left in the message");
+    }
+  }
+  std::size_t remaining() const { return static_cast<std::size_t>(end_ - next_); }
+
+ private:
+  const char* next_;
+  const char* end_;
+};
+}  // namespace decoding
+using decoding::InputArchive;
+
+// One std::ostream per thread, reused by every serialize() on it: constructing a stream imbues the
+// global locale (an atomic count every thread shares) and looks up its facets, which cost more than
+// encoding a small message. A nested call (a type's save() that serialises something itself) gets a
+// stream of its own.
 template <class Stream, class Buffer>
 class StreamLease {
  public:
@@ -177,6 +209,30 @@ class FdInbox {
 std::uint32_t export_fd(int fd, const char* what);
 int import_fd(std::uint32_t index, const char* what);
 
+// How cereal reads each primitive from an InputArchive (found by argument-dependent lookup), as
+// cereal/archives/binary.hpp does for its own archive.
+namespace decoding {
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& t) {
+  ar.loadBinary(std::addressof(t), sizeof(t));
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(InputArchive& ar, cereal::NameValuePair<T>& t) {
+  ar(t.value);
+}
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(InputArchive& ar, cereal::SizeTag<T>& t) {
+  std::uint64_t length = 0;
+  ar.loadBinary(&length, sizeof length);
+  ar.check_length(length);
+  t.size = static_cast<std::remove_reference_t<T>>(length);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::BinaryData<T>& bd) {
+  ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+}  // namespace decoding
+
 }  // namespace detail
 
 // Appends the encoding of `value` to `out`.
@@ -195,27 +251,39 @@ std::string serialize(const T& value) {
   return out;
 }
 
-// Decodes a T that must take up all of `bytes`; throws concur::ProtocolError otherwise.
+// Decodes a T that must take up all of `bytes`; throws concur::ProtocolError otherwise (also for
+// a length field that claims more elements than the bytes left: see detail::InputArchive).
 template <class T>
 T deserialize(std::string_view bytes) {
-  detail::StreamLease<std::istream, detail::BytesSource> lease;
-  detail::BytesSource& source = lease.buffer();
-  source.target(bytes);
   T value{};
+  std::size_t left = 0;
   try {
-    cereal::BinaryInputArchive archive(lease.stream());
+    detail::InputArchive archive(bytes);
     archive(value);
-  } catch (const std::exception& e) {  // cereal::Exception, or a corrupt size (bad_alloc...)
+    left = archive.remaining();
+  } catch (const std::exception& e) {  // cereal::Exception, or what a type's own load() threw
     throw ProtocolError("concur::multiprocessing: a message did not decode as " +
                         detail::type_name(typeid(T)) + " (" + e.what() +
                         "); both sides must send and receive the same type");
   }
-  if (source.remaining() != 0) {
-    throw ProtocolError("concur::multiprocessing: a message had " +
-                        std::to_string(source.remaining()) + " bytes left after decoding " +
-                        detail::type_name(typeid(T)) + "; both sides must use the same type");
+  if (left != 0) {
+    throw ProtocolError("concur::multiprocessing: a message had " + std::to_string(left) +
+                        " bytes left after decoding " + detail::type_name(typeid(T)) +
+                        "; both sides must use the same type");
   }
   return value;
 }
 
 }  // namespace concur::multiprocessing
+
+// The decoding archive is a cereal archive like its binary one (for types with per-archive
+// save/load functions, and for load_minimal / save_minimal pairing).
+CEREAL_REGISTER_ARCHIVE(concur::multiprocessing::detail::decoding::InputArchive)
+// (Half of CEREAL_SETUP_ARCHIVE_TRAITS: the other half would pair cereal's binary output archive
+// with this one instead of with its own input archive.)
+namespace cereal::traits::detail {
+template <>
+struct get_output_from_input<concur::multiprocessing::detail::decoding::InputArchive> {
+  using type = cereal::BinaryOutputArchive;
+};
+}  // namespace cereal::traits::detail
