@@ -178,7 +178,8 @@ void FrameDecoder::start_big_frame() {
   big_.emplace();
   big_->kind = h->kind;
   big_->tag = h->tag;
-  big_->payload.resize(h->length);
+  big_length_ = h->length;
+  big_->payload.resize(std::min<std::uint64_t>(h->length, std::max(kDirectReadBytes, 2 * here)));
   std::memcpy(big_->payload.data(), buffer_.data() + start_ + kHeaderBytes, here);
   big_fds_ = h->fd_count;
   big_filled_ = here;
@@ -197,7 +198,12 @@ bool FrameDecoder::read_available(int fd) {
   char chunk[65536];
   for (;;) {
     if (!big_) start_big_frame();
-    const bool direct = big_ && big_filled_ < big_->payload.size();
+    const bool direct = big_ && big_filled_ < big_length_;
+    if (direct && big_filled_ == big_->payload.size()) {
+      // Grow 4x toward the claimed length: about a third of the payload copied once, in
+      // exchange for allocating only what the peer has sent.
+      big_->payload.resize(std::min<std::uint64_t>(big_length_, 4 * big_->payload.size()));
+    }
     char* into = direct ? big_->payload.data() + big_filled_ : chunk;
     const std::size_t room = direct ? big_->payload.size() - big_filled_ : sizeof chunk;
     iovec iov{into, room};
@@ -241,7 +247,7 @@ std::optional<Frame> FrameDecoder::next() {
   std::uint16_t fd_count = 0;
   Frame frame;
   if (big_) {
-    if (big_filled_ < big_->payload.size()) return std::nullopt;
+    if (big_filled_ < big_length_) return std::nullopt;
     fd_count = big_fds_;
     if (fd_count > fds_.size()) {
       throw ProtocolError(

@@ -4,8 +4,9 @@
 // A frame is a 24-byte header and a payload:
 //   magic (u32) | kind (u16) | descriptor count (u16) | type tag (u64) | payload length (u64)
 // Descriptors (SCM_RIGHTS) travel with the header bytes. A reader checks the magic and refuses a
-// length above its limit before it allocates anything, so garbage or a hostile peer yields a
-// ProtocolError, never a huge allocation or a misparse.
+// length above its limit before it allocates anything, and allocates a payload only as its bytes
+// arrive, so garbage or a hostile peer yields a ProtocolError, never a huge allocation or a
+// misparse (tests/fuzz/frames_fuzz.cpp).
 #pragma once
 
 #include <chrono>
@@ -96,6 +97,9 @@ class FrameDecoder {
   std::optional<Frame> big_;    // a large frame being read directly into its payload
   std::uint16_t big_fds_ = 0;   // how many descriptors it carries
   std::size_t big_filled_ = 0;  // bytes of its payload received
+  // The length its header claims. The payload grows toward it as bytes arrive (4x at a time), so
+  // a header alone never makes the reader allocate what it claims.
+  std::uint64_t big_length_ = 0;
 };
 
 // Blocks until a whole frame arrives (or the deadline). Returns nullopt at end of file before a

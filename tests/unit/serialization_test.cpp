@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -82,6 +83,17 @@ TEST(Serialization, AHostileLengthIsRefusedBeforeAnythingIsAllocated) {
   using IntMap = std::map<int, int>;
   EXPECT_THROW_MSG(mp::deserialize<IntMap>(little_endian_u64(1u << 30)), concur::ProtocolError,
                    "did not decode");
+}
+
+// Found by tests/fuzz/typed_values_fuzz: a byte other than 0 or 1 copied into a bool (undefined
+// behaviour, and a "bool" that is neither true nor false).
+TEST(Serialization, ABoolByteOtherThanZeroOrOneIsAProtocolError) {
+  EXPECT_TRUE(mp::deserialize<bool>(mp::serialize(true)));
+  EXPECT_FALSE(mp::deserialize<bool>(mp::serialize(false)));
+  EXPECT_THROW_MSG(mp::deserialize<bool>(std::string(1, '\x02')), concur::ProtocolError,
+                   "a bool was encoded as 2");
+  EXPECT_THROW_MSG(mp::deserialize<std::optional<int>>(std::string("\x07\0\0\0\0", 5)),
+                   concur::ProtocolError, "a bool was encoded as 7");
 }
 
 }  // namespace

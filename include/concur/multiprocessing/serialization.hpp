@@ -213,8 +213,16 @@ int import_fd(std::uint32_t index, const char* what);
 // cereal/archives/binary.hpp does for its own archive.
 namespace decoding {
 template <class T>
-std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& t) {
+std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>> CEREAL_LOAD_FUNCTION_NAME(
+    InputArchive& ar, T& t) {
   ar.loadBinary(std::addressof(t), sizeof(t));
+}
+// A bool is one byte, 0 or 1: any other byte is no bool (copying it into one is undefined).
+inline void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, bool& t) {
+  unsigned char byte = 0;
+  ar.loadBinary(&byte, 1);
+  if (byte > 1) throw cereal::Exception("a bool was encoded as " + std::to_string(byte));
+  t = byte == 1;
 }
 template <class T>
 void CEREAL_SERIALIZE_FUNCTION_NAME(InputArchive& ar, cereal::NameValuePair<T>& t) {

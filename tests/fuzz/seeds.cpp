@@ -1,0 +1,93 @@
+// fuzz_seeds DIR: writes the seed corpus of the fuzz targets (DIR/<target>/<seed>): valid
+// messages of each kind, so that the fuzzers start from inputs that reach deep into the decoders.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "concur/multiprocessing/serialization.hpp"
+#include "fuzz_functions.hpp"
+#include "multiprocessing/frames.hpp"
+
+namespace mp = concur::multiprocessing;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& dir, const std::string& name, const std::string& bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+}
+
+struct Order {
+  std::uint64_t id = 0;
+  std::string customer;
+  std::vector<std::pair<std::string, double>> lines;
+  std::optional<std::string> note;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(id, customer, lines, note);
+  }
+};
+
+void frames(const fs::path& dir) {
+  std::string two;
+  mp::detail::append_frame(two, mp::detail::kUserMessage, 42, mp::serialize(std::string("hi")));
+  mp::detail::append_frame(two, mp::detail::kResult, 7, std::string(300, 'x'));
+  write(dir, "two-frames-chunk-1", std::string(1, '\0') + two);
+  write(dir, "two-frames-chunk-64", std::string(1, '\x3f') + two);
+  std::string empty;
+  mp::detail::append_frame(empty, mp::detail::kControl, 0, "");
+  write(dir, "empty-payload", std::string(1, '\x07') + empty);
+}
+
+void typed_values(const fs::path& dir) {
+  const Order order{9, "ada", {{"tea", 2.5}, {"cake", 4}}, std::string("by noon")};
+  write(dir, "0-string", '\0' + mp::serialize(std::string("hello")));
+  write(dir, "1-ints", '\1' + mp::serialize(std::vector<std::int64_t>{1, -2, 3}));
+  write(dir, "2-strings", '\2' + mp::serialize(std::vector<std::string>{"a", "", "ccc"}));
+  write(dir, "3-map",
+        '\3' + mp::serialize(
+                   std::map<std::string, std::vector<double>>{{"x", {1.0, 2.0}}, {"y", {}}}));
+  write(dir, "4-unordered",
+        '\4' + mp::serialize(std::unordered_map<std::int32_t, std::string>{{1, "one"}}));
+  write(dir, "5-variant",
+        '\5' + mp::serialize(std::variant<int, std::string, std::vector<float>>{"v"}));
+  write(dir, "6-tuple",
+        '\6' + mp::serialize(std::make_tuple(1, std::optional<std::string>("o"),
+                                             std::vector<std::vector<char>>{{'a', 'b'}, {}})));
+  write(dir, "7-order", '\7' + mp::serialize(order));
+  write(dir, "8-orders", '\x08' + mp::serialize(std::vector<Order>{order, order}));
+}
+
+void calls(const fs::path& dir) {
+  write(dir, "add", mp::serialize(mp::make_call(&concur_fuzz::add, 2, 3)));
+  write(dir, "join",
+        mp::serialize(mp::make_call(&concur_fuzz::join, std::vector<std::string>{"a", "b"},
+                                    std::string(", "))));
+  write(dir, "total",
+        mp::serialize(mp::make_call(&concur_fuzz::total,
+                                    std::map<std::string, std::vector<double>>{{"x", {1.5}}})));
+  write(dir, "nothing", mp::serialize(mp::make_call(&concur_fuzz::nothing)));
+  mp::Call other = mp::make_call(&concur_fuzz::add, 2, 3);
+  other.signature = "int (*)(long, long)";
+  write(dir, "add-other-signature", mp::serialize(other));
+  other.function = "system";
+  write(dir, "unregistered-name", mp::serialize(other));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const fs::path dir = argc > 1 ? argv[1] : "corpus";
+  frames(dir / "frames");
+  typed_values(dir / "typed_values");
+  calls(dir / "call");
+  return 0;
+}
