@@ -353,6 +353,7 @@ bool TaskBase::cancel(std::string_view message) {
         "asyncio::create_task() to run and cancel it on its own");
   }
   if (phase_ == kDone) return false;
+  if (gathering_ && !waiting_) return false;  // see set_gathering()
   ++cancel_requests_;
   if (!message.empty()) {
     if (!extras_) extras_ = std::make_unique<Extras>();
@@ -441,7 +442,7 @@ std::coroutine_handle<> TaskBase::finish() noexcept {
     try {
       std::rethrow_exception(error_);
     } catch (const CancelledError&) {
-      cancelled_ = true;
+      cancelled_ = !gathering_;  // a gathering task ends with the exception (set_gathering())
     } catch (...) {
     }
   } else if (must_cancel_) {
@@ -518,7 +519,7 @@ void TaskBase::abandon() noexcept {
 void TaskBase::release() {
   if (--refs_ != 0) return;
   if (abandoned_) return;  // see abandon()
-  if (phase_ == kLazy) {
+  if (phase_ == kLazy && !closed_) {
     LoopCore* core = running_core();
     if (core && core->debug) {
       core->report(

@@ -1,18 +1,28 @@
-// TaskGroup: Python 3.11's structured concurrency, with 3.13's order of the parent's uncancel().
+// TaskGroup: Python 3.13's taskgroups.py: structured concurrency, the parent's uncancel() order,
+// the re-raised outside cancellation and KeyboardInterrupt passed through bare.
 #include "concur/asyncio/tasks.hpp"
 
 namespace concur::asyncio {
 
 namespace {
-bool is_cancel(const std::exception_ptr& e) {
+template <class E>
+bool is_a(const std::exception_ptr& e) {
   if (!e) return false;
   try {
     std::rethrow_exception(e);
-  } catch (const CancelledError&) {
+  } catch (const E&) {
     return true;
   } catch (...) {
     return false;
   }
+}
+bool is_cancel(const std::exception_ptr& e) {
+  return is_a<CancelledError>(e);
+}
+// Python's _is_base_error(): SystemExit and KeyboardInterrupt are not grouped. concur has no
+// SystemExit; KeyboardInterrupt is what asyncio::run() raises on Ctrl-C.
+bool is_base_error(const std::exception_ptr& e) {
+  return is_a<KeyboardInterrupt>(e);
 }
 }  // namespace
 
@@ -64,6 +74,7 @@ detail::Suspension* TaskGroup::on_child_done(detail::DoneNode* n, detail::TaskBa
   --g->live_;
   if (task->failed()) {
     g->errors_.push_back(task->exception());
+    if (!g->base_error_ && is_base_error(g->errors_.back())) g->base_error_ = g->errors_.back();
     if (g->parent_.done()) {
       g->core_.report("a TaskGroup child failed after its parent task finished", g->errors_.back());
     } else if (!g->aborting_ && !g->parent_cancel_requested_) {
@@ -73,7 +84,12 @@ detail::Suspension* TaskGroup::on_child_done(detail::DoneNode* n, detail::TaskBa
       g->parent_.cancel();
     }
   }
-  if (g->live_ == 0 && g->exit_waiter_) return std::exchange(g->exit_waiter_, nullptr);
+  if (g->live_ == 0 && g->exit_waiter_) {
+    // Through the ready queue, as Python's on_completed_fut: what is already scheduled (another
+    // group's failing child, say) runs before the parent resumes. Resuming the parent here, inside
+    // the child's last step, changed what cancelling() the parent saw between nested groups.
+    g->core_.wake(std::exchange(g->exit_waiter_, nullptr));
+  }
   return nullptr;
 }
 
@@ -110,24 +126,44 @@ struct TaskGroup::ExitWait : detail::Suspension {
 
 Task<void> TaskGroup::exit(std::exception_ptr body_error) {
   exiting_ = true;
+  if (body_error && !base_error_ && is_base_error(body_error)) base_error_ = body_error;
   bool body_cancelled = is_cancel(body_error);
   std::exception_ptr propagate = body_cancelled ? body_error : nullptr;
   if (body_error && !aborting_) abort();
   bool cancelled_while_waiting = false;
-  while (live_ > 0) co_await ExitWait{{}, this, &cancelled_while_waiting};
+  while (live_ > 0) {
+    co_await ExitWait{{}, this, &cancelled_while_waiting};
+    // A cancel() that came after the last child woke us: Python throws it into the await of
+    // on_completed_fut, where __aexit__ catches it; so do we.
+    if (parent_.must_cancel()) {
+      parent_.set_must_cancel(false);
+      if (!aborting_) {
+        cancelled_while_waiting = true;
+        abort();
+      }
+    }
+  }
   if (cancelled_while_waiting && !propagate) {
     propagate = std::make_exception_ptr(CancelledError(
         parent_.cancel_message().empty() ? "the task was cancelled" : parent_.cancel_message()));
   }
+  // Bare, before the parent's uncancel(), as 3.13 does.
+  if (base_error_) std::rethrow_exception(base_error_);
   if (parent_cancel_requested_ && parent_.uncancel() == 0) propagate = nullptr;
   if (propagate && errors_.empty()) std::rethrow_exception(propagate);
   if (body_error && !body_cancelled) errors_.push_back(body_error);
-  if (!errors_.empty()) {
-    std::vector<std::exception_ptr> errors = std::move(errors_);
-    std::string what = "unhandled errors in a TaskGroup (" + std::to_string(errors.size()) +
-                       " sub-exception" + (errors.size() == 1 ? "" : "s") + ")";
-    throw ExceptionGroup(what, std::move(errors));
+  if (errors_.empty()) co_return;
+  // The parent is also being cancelled from outside (Python 3.13): withdraw and renew that
+  // request so that it is delivered at the parent's next co_await, after the group's errors are
+  // handled, with cancelling() unchanged.
+  if (parent_.cancelling() > 0) {
+    parent_.uncancel();
+    parent_.cancel();
   }
+  std::vector<std::exception_ptr> errors = std::move(errors_);
+  std::string what = "unhandled errors in a TaskGroup (" + std::to_string(errors.size()) +
+                     " sub-exception" + (errors.size() == 1 ? "" : "s") + ")";
+  throw ExceptionGroup(what, std::move(errors));
 }
 
 }  // namespace concur::asyncio

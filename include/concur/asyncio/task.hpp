@@ -116,6 +116,19 @@ class TaskBase {
   // (destroying it later would run its destructors without a loop).
   void abandon() noexcept;
 
+  // Python's coro.close() for a coroutine that will never run (refused by TaskGroup::create_task):
+  // dropping it is then deliberate, and debug mode does not report it as never awaited.
+  void close_unstarted() noexcept {
+    if (phase_ == kLazy) closed_ = true;
+  }
+
+  // Set by gather() when it runs as a task of its own (create_task(gather(...))): the task is
+  // then Python's _GatheringFuture. cancel() returns false once the children are all done (or
+  // one failed) and gather is only waiting to resume (bpo-26923: the results stand), and a
+  // CancelledError ends it done with that exception, not cancelled() (Python's
+  // outer.set_exception(CancelledError)).
+  void set_gathering() noexcept { gathering_ = true; }
+
   // create_task(): schedules a lazy task on `core`.
   void spawn(LoopCore& core, std::source_location where);
 
@@ -169,6 +182,8 @@ class TaskBase {
   bool cancelled_ = false;
   bool retrieved_ = false;
   bool abandoned_ = false;
+  bool closed_ = false;     // see close_unstarted()
+  bool gathering_ = false;  // see set_gathering()
 
  private:
   static void step_start(void* self);

@@ -10,12 +10,24 @@
 //                            Cancelling the task that awaits gather cancels every child.
 //   gather(return_exceptions, tasks)  never throws for a child: each Outcome holds a value or
 //                            the child's exception (CancelledError for a cancelled child).
+//   create_task(gather(...)) is Python's gathering future (asyncio.gather()'s return value):
+//                            its cancel() cancels the children and returns false once they are
+//                            all done (or one failed) and only gather's resumption is pending:
+//                            the results stand (bpo-26923). A cancelled child, or a cancel of the
+//                            gathering task itself, ends it done with CancelledError as its
+//                            exception: exception() returns it and cancelled() is false, as
+//                            Python's gather future (a task that co_awaits gather still ends
+//                            cancelled, in Python too). One difference remains: a gathering task
+//                            cancelled before its first step never starts its lazy children and
+//                            ends cancelled(), as any task.
 //   wait(tasks, timeout, return_when) {done, pending} when FIRST_COMPLETED / FIRST_EXCEPTION (a
 //                            cancellation is not an exception) / ALL_COMPLETED, or when the
 //                            timeout passes (not an error). Cancelling the waiter leaves the
-//                            children alone. std::invalid_argument for an empty set.
-//   AsCompleted(tasks, timeout)  next() yields the tasks in the order they finish; TimeoutError
-//                            when the timeout passes first.
+//                            children alone. std::invalid_argument for an empty set. As Python's,
+//                            it works on the set of distinct tasks: one passed twice is in done
+//                            or pending once (in the order of its first appearance).
+//   AsCompleted(tasks, timeout)  next() yields the tasks in the order they finish, each distinct
+//                            task once; TimeoutError when the timeout passes first.
 //   wait_for(task, timeout)  the task's result, or TimeoutError after cancelling it and waiting
 //                            for it to unwind (Python 3.12: a task that swallows the cancellation
 //                            and returns a value wins over the timeout).
@@ -25,9 +37,15 @@
 //                            3.12 cancel/uncancel accounting so that an outer cancel() is never
 //                            mistaken for the timeout.
 //   shield(task)             awaits a task that the awaiter's cancellation does not cancel.
-//   task_group(body)         Python 3.11's TaskGroup: body(TaskGroup&) starts children; leaving
+//   task_group(body)         Python 3.13's TaskGroup: body(TaskGroup&) starts children; leaving
 //                            waits for all; a child that fails cancels the others and the body;
-//                            the errors come out together as ExceptionGroup.
+//                            the errors come out together as ExceptionGroup. A KeyboardInterrupt
+//                            (of the body or a child) comes out bare instead, after the children
+//                            are done. A cancel() of the parent from outside is not lost when the
+//                            group fails: after the ExceptionGroup, the parent's next co_await
+//                            throws CancelledError (cancelling() stays counted), as in 3.13 (3.12
+//                            lost it). The parent resumes from the group's exit through the ready
+//                            queue, after what was already scheduled (3.13's nested-group order).
 //
 // Thread safety: none (the loop's thread). Blocking: never; each suspends the awaiting task.
 #pragma once
@@ -230,6 +248,19 @@ class ChildWaiter : public TimerNode, public Suspension {
   std::int64_t deadline_ns_;
 };
 
+// co_await MarkGathering{} at the start of gather(): if gather runs as a task of its own, that
+// task is Python's gathering future (see TaskBase::set_gathering). Never suspends.
+struct MarkGathering {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    TaskBase& self = h.promise();
+    if (self.spawned()) self.set_gathering();
+    return false;
+  }
+  void await_resume() const noexcept {}
+};
+
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
@@ -244,6 +275,21 @@ Stored<T> take_result(Task<T>& t) {
   } else {
     return t.promise()->value();
   }
+}
+
+// Python's wait() and as_completed() work on a set: the same task passed twice counts once. The
+// first occurrence keeps its place.
+template <class T>
+void drop_duplicates(std::vector<Task<T>>& tasks) {
+  std::vector<Task<T>> unique;
+  unique.reserve(tasks.size());
+  for (Task<T>& t : tasks) {
+    detail::TaskBase* b = &t.base();
+    bool seen =
+        std::any_of(unique.begin(), unique.end(), [b](const Task<T>& u) { return &u.base() == b; });
+    if (!seen) unique.push_back(std::move(t));
+  }
+  tasks = std::move(unique);
 }
 
 inline std::int64_t deadline_after(std::optional<std::chrono::nanoseconds> timeout) {
@@ -288,6 +334,7 @@ inline constexpr ReturnExceptions return_exceptions{};
 template <class T>
 Task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(
     std::vector<Task<T>> tasks) {
+  co_await detail::MarkGathering();
   detail::LoopCore& core = detail::require_core("asyncio::gather");
   std::vector<detail::TaskBase*> bases;
   bases.reserve(tasks.size());
@@ -331,6 +378,7 @@ Task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(
 
 template <class... T>
 Task<std::tuple<detail::Stored<T>...>> gather(Task<T>... tasks) {
+  co_await detail::MarkGathering();
   detail::LoopCore& core = detail::require_core("asyncio::gather");
   (detail::ensure_spawned(tasks, core), ...);
   detail::ChildWaiter waiter({&tasks.base()...}, detail::ChildWaiter::kFirstFailure, true);
@@ -341,6 +389,7 @@ Task<std::tuple<detail::Stored<T>...>> gather(Task<T>... tasks) {
 
 template <class T>
 Task<std::vector<Outcome<T>>> gather(ReturnExceptions, std::vector<Task<T>> tasks) {
+  co_await detail::MarkGathering();
   detail::LoopCore& core = detail::require_core("asyncio::gather");
   std::vector<detail::TaskBase*> bases;
   bases.reserve(tasks.size());
@@ -375,6 +424,7 @@ Task<WaitResult<T>> wait(std::vector<Task<T>> tasks,
   if (tasks.empty()) {
     throw std::invalid_argument("asyncio::wait(): the set of tasks is empty; pass at least one");
   }
+  detail::drop_duplicates(tasks);
   detail::LoopCore& core = detail::require_core("asyncio::wait");
   std::vector<detail::TaskBase*> bases;
   for (Task<T>& t : tasks) {
@@ -397,7 +447,9 @@ class AsCompleted {
  public:
   explicit AsCompleted(std::vector<Task<T>> tasks,
                        std::optional<std::chrono::nanoseconds> timeout = std::nullopt)
-      : remaining_(std::move(tasks)), deadline_ns_(detail::deadline_after(timeout)) {}
+      : remaining_(std::move(tasks)), deadline_ns_(detail::deadline_after(timeout)) {
+    detail::drop_duplicates(remaining_);
+  }
   bool has_next() const { return !remaining_.empty(); }
   // The next task to finish (done; read it with result()). TimeoutError when the timeout passes
   // first; std::out_of_range when none is left.
@@ -600,11 +652,17 @@ class TaskGroup {
   ~TaskGroup();
 
   // Starts a child. RuntimeError once the group has finished or is shutting down after a
-  // failure (Python 3.12: "TaskGroup is shutting down").
+  // failure (Python 3.12: "TaskGroup is shutting down"); the refused coroutine is then closed, as
+  // Python closes it: dropping it is not reported as "never awaited" in debug mode.
   template <class T>
   Task<T> create_task(Task<T> task, std::string name = {},
                       std::source_location where = std::source_location::current()) {
-    check_open();
+    try {
+      check_open();
+    } catch (...) {
+      if (task.valid()) task.base().close_unstarted();
+      throw;
+    }
     task.base().spawn(core_, where);
     if (!name.empty()) task.set_name(std::move(name));
     adopt(task.base());
@@ -634,6 +692,7 @@ class TaskGroup {
   Child* children_ = nullptr;
   std::size_t live_ = 0;
   std::vector<std::exception_ptr> errors_;
+  std::exception_ptr base_error_;  // the first KeyboardInterrupt: re-raised bare
   detail::Suspension* exit_waiter_ = nullptr;
   bool exiting_ = false;
   bool finished_ = false;
