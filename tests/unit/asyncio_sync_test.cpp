@@ -391,6 +391,35 @@ TEST_F(ConditionTest, WaitForAPredicate) {
   run(main_task());
 }
 
+TEST_F(ConditionTest, WaitForReturnsThePredicatesValue) {
+  // CPython's test_wait_for: wait_for() returns what the predicate returned (its last call).
+  asyncio::Condition cond;
+  std::vector<int> items;
+  auto main_task = [&]() -> Task<void> {
+    Task<const int*> w =
+        asyncio::create_task([](asyncio::Condition* c, std::vector<int>* v) -> Task<const int*> {
+          auto guard = co_await c->hold();
+          co_return co_await c->wait_for(
+              [v]() -> const int* { return v->empty() ? nullptr : &v->front(); });
+        }(&cond, &items));
+    co_await turns(2);
+    EXPECT_FALSE(w.done());
+    {
+      auto guard = co_await cond.hold();
+      items.push_back(7);
+      cond.notify();
+    }
+    const int* found = co_await w;
+    EXPECT_EQ(found, items.data());
+    auto guard = co_await cond.hold();
+    int calls = 0;
+    int value = co_await cond.wait_for([&calls] { return ++calls * 5; });  // true at once
+    EXPECT_EQ(value, 5);
+    EXPECT_EQ(calls, 1);
+  };
+  run(main_task());
+}
+
 TEST_F(ConditionTest, WaitOrNotifyWithoutTheLockIsRuntimeError) {
   asyncio::Condition cond;
   EXPECT_THROW_MSG(cond.notify(), RuntimeError, "un-acquired lock");

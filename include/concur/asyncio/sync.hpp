@@ -1,10 +1,13 @@
 // concur/asyncio/sync.hpp: Lock, Event, Condition, Semaphore and BoundedSemaphore for coroutines
 // on one loop (Python's asyncio.Lock and friends, 3.12 semantics).
 //
-// Fairness: waiters are served first come, first served. A release hands the lock (or permit)
-// straight to the first waiter, so a task that arrives later cannot overtake one already
-// waiting. (Python marks the first waiter woken and lets it take the lock when it runs; the
-// order is the same, but locked() stays true here between the release and the waiter running.)
+// Fairness: waiters are served first come, first served, in Python's order (CPython's
+// test_acquire_fifo_order*). A release hands the lock (or permit) to the first waiter, so a task
+// that arrives later, or that releases and at once acquires again, cannot overtake one already
+// woken but not yet run: a Semaphore stays locked() while such a waiter is pending, and when it
+// runs it wakes as many of those queued behind it as there are permits. (Python marks the first
+// waiter woken and lets it take the lock when it runs; the order is the same, but Lock::locked()
+// stays true here between the release and the waiter running, where Python's is false.)
 // Cancellation: a waiting acquire()/wait() throws CancelledError and leaves nothing behind; a
 // waiter cancelled after it was handed the lock passes it on (or releases it).
 // Thread safety: none; these belong to the loop's thread (use concur's thread primitives across
@@ -21,6 +24,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "concur/asyncio/detail/wait.hpp"
@@ -149,9 +153,18 @@ class Condition {
   // cancelled (then CancelledError follows, with the lock held, as in Python). RuntimeError if
   // the lock is not held.
   Task<void> wait();
-  // Waits until predicate() is true (checked with the lock held, first before waiting).
-  Task<void> wait_for(std::function<bool()> predicate) {
-    while (!predicate()) co_await wait();
+  // Waits until predicate() is true (checked with the lock held, first before waiting) and
+  // returns the predicate's last value, as Python's wait_for() does (a pointer, an optional,
+  // anything that tests true: the caller gets what the predicate found).
+  template <class Predicate>
+  auto wait_for(Predicate predicate)
+      -> Task<std::remove_cvref_t<std::invoke_result_t<Predicate&>>> {
+    auto result = predicate();
+    while (!result) {
+      co_await wait();
+      result = predicate();
+    }
+    co_return result;
   }
   // Wakes up to n waiters (they run once they re-acquire the lock). RuntimeError without the
   // lock held.
@@ -217,13 +230,14 @@ class Semaphore {
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
-  // True when acquire() would wait.
-  bool locked() const { return value_ == 0 || !waiters_.empty(); }
+  // True when acquire() would wait: no permit, or others wait (or were handed a permit and have
+  // not run yet) ahead of the caller: Python's FIFO rule.
+  bool locked() const { return value_ == 0 || !waiters_.empty() || handed_ != 0; }
   long value() const { return value_; }
   auto acquire() { return Acquire{*this}; }
   // Returns a permit, handing it to the first waiter if there is one.
   void release() {
-    if (bound_ >= 0 && waiters_.empty() && value_ >= bound_) {
+    if (bound_ >= 0 && value_ >= bound_) {
       throw std::invalid_argument(
           "asyncio::BoundedSemaphore::release(): released too many times (more releases than "
           "acquires)");
@@ -245,16 +259,31 @@ class Semaphore {
       return true;
     }
     void await_resume() {
-      if (!cancel_due()) return;
-      if (woken) sem.release_unchecked();  // handed a permit we will not use
-      throw_cancel();
+      if (woken) --sem.handed_;
+      bool cancelled = cancel_due();
+      if (cancelled && woken) ++sem.value_;  // handed a permit we will not use
+      // Waiters queued behind us while we were handed a permit (the FIFO rule made them wait)
+      // may now go, as many as there are permits (Python's acquire(), its finally clause).
+      sem.hand_out();
+      if (cancelled) throw_cancel();
     }
   };
   void release_unchecked() {
-    if (!detail::wake_first(waiters_)) ++value_;
+    ++value_;
+    if (value_ > 0 && detail::wake_first(waiters_)) take_for_waiter();
+  }
+  void hand_out() {
+    while (value_ > 0 && detail::wake_first(waiters_)) take_for_waiter();
+  }
+  // The woken waiter's permit is taken now, as Python's _wake_up_next() does, so that value()
+  // reads the same as Python's _value.
+  void take_for_waiter() {
+    --value_;
+    ++handed_;
   }
   detail::WaitList waiters_;
   long value_;
+  long handed_ = 0;  // woken with a permit, not yet resumed
 };
 
 // A Semaphore that refuses to be released more often than acquired.
