@@ -1,6 +1,7 @@
 // concur/asyncio.hpp: everything of concur::asyncio (Python's asyncio, on libuv).
 #pragma once
 
+#include "concur/asyncio/barrier.hpp"
 #include "concur/asyncio/datagram.hpp"
 #include "concur/asyncio/loop.hpp"
 #include "concur/asyncio/queues.hpp"
