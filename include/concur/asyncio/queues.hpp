@@ -1,11 +1,17 @@
 // concur/asyncio/queues.hpp: Queue, PriorityQueue and LifoQueue for coroutines on one loop
-// (Python's asyncio.Queue family, 3.12 semantics).
+// (Python's asyncio.Queue family, 3.13 semantics).
 //
 //   put(item)   waits while the queue is full (maxsize > 0), then adds it.
 //   get()       waits while it is empty, then removes and returns an item.
 //   put_nowait / get_nowait   never wait: QueueFull / QueueEmpty instead.
 //   task_done() / join()      join() waits until every item put has been marked done;
 //                             task_done() more often than put -> std::invalid_argument.
+//   shutdown(immediate)       Python 3.13's: from then on put() and put_nowait() throw
+//                             QueueShutDown, and so do get() and get_nowait() once the queue is
+//                             empty (at once with immediate = true, which also drops the items
+//                             left and counts each as done, so that join() returns). Every task
+//                             waiting in put() or get() is woken to re-check. Shutting down
+//                             twice is harmless.
 // Cancellation: a waiting put()/get() throws CancelledError and loses nothing: an item is only
 // taken by the get() that returns it, and a wake-up a cancelled waiter will not use is passed on
 // to the next waiter. Waiters are served first come, first served.
@@ -22,6 +28,7 @@
 #include <deque>
 #include <functional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -31,6 +38,12 @@
 #include "concur/errors.hpp"
 
 namespace concur::asyncio {
+
+// Python 3.13's asyncio.QueueShutDown: the queue was shut down (see shutdown() above).
+class QueueShutDown : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 
@@ -96,6 +109,7 @@ class BasicQueue {
   bool full() const { return maxsize_ != 0 && store_.size() >= maxsize_; }
 
   void put_nowait(T item) {
+    if (shutdown_) throw_shut_down("put_nowait");
     if (full()) {
       throw QueueFull("asyncio::Queue::put_nowait(): the queue is full (maxsize " +
                       std::to_string(maxsize_) + "); co_await put() to wait for room");
@@ -107,6 +121,7 @@ class BasicQueue {
   }
   T get_nowait() {
     if (empty()) {
+      if (shutdown_) throw_shut_down("get_nowait");
       throw QueueEmpty("asyncio::Queue::get_nowait(): the queue is empty; co_await get() to wait");
     }
     T item = store_.pop();
@@ -116,6 +131,7 @@ class BasicQueue {
 
   Task<void> put(T item) {
     while (full()) {
+      if (shutdown_) throw_shut_down("put");
       ListWait w(putters_);
       co_await w;
       if (w.cancel_due()) {
@@ -127,6 +143,7 @@ class BasicQueue {
   }
   Task<T> get() {
     while (empty()) {
+      if (shutdown_) throw_shut_down("get");
       ListWait w(getters_);
       co_await w;
       if (w.cancel_due()) {
@@ -152,13 +169,35 @@ class BasicQueue {
   }
   std::size_t unfinished_tasks() const { return unfinished_; }
 
+  // Python 3.13's Queue.shutdown(): see the header comment.
+  void shutdown(bool immediate = false) {
+    shutdown_ = true;
+    if (immediate) {
+      while (!empty()) {
+        store_.pop();
+        if (unfinished_ > 0) --unfinished_;
+      }
+      if (unfinished_ == 0) finished_.set();
+    }
+    // Every waiter re-checks, and finds the queue shut down (or, for a getter, items left).
+    wake_all(getters_);
+    wake_all(putters_);
+  }
+  bool is_shut_down() const { return shutdown_; }
+
  private:
+  [[noreturn]] static void throw_shut_down(const char* who) {
+    throw QueueShutDown(std::string("asyncio::Queue::") + who +
+                        "(): the queue was shut down (shutdown()); no item can be put, and none "
+                        "is left to get");
+  }
   Store store_;
   std::size_t maxsize_;
   std::size_t unfinished_ = 0;
   WaitList getters_;
   WaitList putters_;
   Event finished_;
+  bool shutdown_ = false;
 };
 
 }  // namespace detail
