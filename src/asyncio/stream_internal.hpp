@@ -18,5 +18,8 @@ StreamState* new_pipe_stream(LoopCore& core, uv_loop_t* loop, std::size_t limit)
 uv_stream_t* stream_handle(StreamState* s);
 // Starts reading into the reader's buffer (call once the pipe is open).
 void begin_reading(StreamState* s);
+// Python's StreamReader(limit=0) ValueError, raised before anything is opened: with a zero limit
+// every readline() would fail. `who` names the call.
+void check_stream_limit(const char* who, std::size_t limit);
 
 }  // namespace concur::asyncio::detail

@@ -366,6 +366,14 @@ bool sep_overrun(std::size_t have, std::size_t sep_size, std::size_t limit) {
   return have >= sep_size && have + 1 - sep_size > limit;
 }
 
+void check_stream_limit(const char* who, std::size_t limit) {
+  if (limit == 0) {
+    throw std::invalid_argument(std::string(who) +
+                                "(): limit must be > 0 (it bounds a line and the buffered bytes); "
+                                "leave it out for the default, kDefaultStreamLimit (64 KiB)");
+  }
+}
+
 namespace {
 
 StreamState* new_stream(LoopCore& core, std::size_t limit) {
@@ -862,6 +870,7 @@ Task<StreamState*> connect_one(const SocketAddress& address, std::size_t limit) 
 }  // namespace
 
 Task<StreamPair> open_connection(std::string host, std::uint16_t port, std::size_t limit) {
+  detail::check_stream_limit("asyncio::open_connection", limit);
   std::vector<SocketAddress> addresses = co_await getaddrinfo(host, port, false);
   std::exception_ptr last;
   for (const SocketAddress& a : addresses) {
@@ -944,6 +953,7 @@ void on_connection(uv_stream_t* listener, int status) {
 Task<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
                           ServerOptions options) {
   if (!handler) throw std::invalid_argument("asyncio::start_server(): the handler is empty");
+  detail::check_stream_limit("asyncio::start_server", options.limit);
   detail::LoopCore& core = detail::require_core("asyncio::start_server");
   std::vector<SocketAddress> addresses;
   if (host.empty()) {

@@ -193,6 +193,7 @@ Process spawn(const std::string& program, const std::vector<std::string>& args,
         "asyncio::create_subprocess_exec(): Stdio::STDOUT is for stderr only (it sends stderr "
         "where stdout goes)");
   }
+  check_stream_limit(who, options.limit);
   t_orphans.sweep();
   if (options.stdin_mode == Stdio::PIPE) ignore_default_sigpipe();
 

@@ -197,14 +197,15 @@ struct StreamPair {
 };
 
 // Connects to host:port (a name is resolved through libuv's getaddrinfo; each address is tried in
-// turn). Errors: ConnectionRefusedError, OSError (name not found, unreachable...).
+// turn). Errors: ConnectionRefusedError, OSError (name not found, unreachable...);
+// std::invalid_argument for limit 0 (Python's ValueError), before anything is resolved.
 Task<StreamPair> open_connection(std::string host, std::uint16_t port,
                                  std::size_t limit = kDefaultStreamLimit);
 
 using ClientHandler = std::function<Task<void>(StreamReader, StreamWriter)>;
 
 struct ServerOptions {
-  std::size_t limit = kDefaultStreamLimit;
+  std::size_t limit = kDefaultStreamLimit;  // > 0: start_server() refuses 0 (std::invalid_argument)
   int backlog = 511;
   bool reuse_port = false;
 };

@@ -96,7 +96,7 @@ struct SubprocessOptions {
   std::optional<std::string> cwd = std::nullopt;
   // The child's whole environment (default: this process's). PATH is looked up in it.
   std::optional<std::map<std::string, std::string>> env = std::nullopt;
-  // The StreamReaders' limit (see streams.hpp).
+  // The StreamReaders' limit (see streams.hpp); 0 is refused with std::invalid_argument.
   std::size_t limit = kDefaultStreamLimit;
   // setsid(): the child leads a new session and process group (Python's start_new_session).
   bool start_new_session = false;
