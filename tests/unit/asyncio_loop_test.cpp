@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -460,6 +461,30 @@ TEST_F(LoopTest, DebugModeReportsATaskThatSwallowedItsCancellation) {
 
 // ---------------------------------------------------------------------------------------------
 // Signals
+
+TEST_F(LoopTest, SleepWithAResultReturnsItAfterTheDelay) {
+  // Python's asyncio.sleep(delay, result) (CPython's test_sleep / test_tasks.py's sleep cases):
+  // the value comes back once the delay has passed; a cancellation drops it.
+  auto main_task = [&]() -> Task<void> {
+    auto start = Clock::now();
+    int v = co_await asyncio::sleep(2ms, 42);
+    EXPECT_EQ(v, 42);
+    EXPECT_GE(Clock::now() - start, 1ms);
+    std::string s = co_await asyncio::sleep(0ns, std::string("yielded"));
+    EXPECT_EQ(s, "yielded");
+    Task<std::unique_ptr<int>> moved = asyncio::create_task([]() -> Task<std::unique_ptr<int>> {
+      co_return co_await asyncio::sleep(0ns, std::make_unique<int>(7));
+    }());
+    std::unique_ptr<int> p = co_await std::move(moved);
+    EXPECT_TRUE(p && *p == 7);
+    Task<int> cancelled = asyncio::create_task(
+        []() -> Task<int> { co_return co_await asyncio::sleep(std::chrono::seconds(10), 1); }());
+    co_await asyncio::sleep(0ns);
+    cancelled.cancel();
+    EXPECT_THROW(co_await cancelled, CancelledError);
+  };
+  run(main_task());
+}
 
 TEST_F(LoopTest, SignalHandler) {
   int calls = 0;

@@ -48,6 +48,7 @@
 #include <optional>
 #include <source_location>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "concur/asyncio/detail/core.hpp"
@@ -287,10 +288,29 @@ struct SleepAwaiter : TimerNode, Suspension {
 };
 }  // namespace detail
 
+namespace detail {
+// sleep(delay, result): the same wait, then yields `result` (moved out).
+template <class T>
+struct SleepWithResult : SleepAwaiter {
+  T result;
+  SleepWithResult(std::int64_t ns, T value) : SleepAwaiter(ns), result(std::move(value)) {}
+  T await_resume() {
+    SleepAwaiter::await_resume();
+    return std::move(result);
+  }
+};
+}  // namespace detail
+
 // Suspends the current task for `delay` (at millisecond resolution, as every event loop polls);
 // sleep(0) yields to the other ready tasks. Cancellation throws CancelledError from it.
 inline detail::SleepAwaiter sleep(std::chrono::nanoseconds delay) {
   return detail::SleepAwaiter(delay.count());
+}
+// Python's sleep(delay, result): `int v = co_await asyncio::sleep(10ms, 42);` gives 42 once the
+// delay has passed (the value is kept in the awaiter meanwhile; a cancellation drops it).
+template <class T>
+detail::SleepWithResult<std::decay_t<T>> sleep(std::chrono::nanoseconds delay, T&& result) {
+  return {delay.count(), std::forward<T>(result)};
 }
 
 }  // namespace concur::asyncio
