@@ -9,6 +9,7 @@
 //   BrokenExecutor          concurrent.futures.BrokenExecutor            the pool can run no more
 //   BrokenThreadPool        concurrent.futures.thread.BrokenThreadPool   a worker initializer failed
 //   BrokenProcessPool       concurrent.futures.process.BrokenProcessPool a worker process died
+//   BrokenMpiPool           mpi4py.futures' BrokenExecutor               an MPI worker rank was lost
 //   BrokenPromise           (C++'s std::future_errc::broken_promise)     a Promise died unfulfilled
 //   RemoteError             (the remote exception, pickled)              a task in a process threw
 //   EOFError                EOFError                                     the peer closed
@@ -70,6 +71,13 @@ class BrokenThreadPool : public BrokenExecutor {
 };
 
 class BrokenProcessPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+// concur::MpiPoolExecutor (concur/mpi_pool.hpp) lost a worker rank (its heartbeat stopped, or
+// MPI reported an error); mpi4py.futures raises a plain BrokenExecutor there.
+class BrokenMpiPool : public BrokenExecutor {
  public:
   using BrokenExecutor::BrokenExecutor;
 };

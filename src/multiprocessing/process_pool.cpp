@@ -26,6 +26,7 @@
 #include "concur/errors.hpp"
 #include "concur/process_pool.hpp"
 #include "multiprocessing/launcher.hpp"
+#include "multiprocessing/task_message.hpp"
 
 namespace concur {
 
@@ -34,31 +35,8 @@ namespace mpd = multiprocessing::detail;
 
 namespace {
 
-struct TaskMessage {
-  std::uint64_t id = 0;
-  std::string function;
-  std::string signature;
-  std::vector<std::string> args;
-  template <class Archive>
-  void serialize(Archive& a) {
-    a(id, function, signature, args);
-  }
-};
-
-struct ResultMessage {
-  enum : std::uint8_t { kOk = 0, kRaised = 1 };
-  std::uint64_t id = 0;
-  std::uint8_t status = kOk;
-  std::vector<std::string> results;
-  std::string error_type;
-  std::string error_message;
-  std::int32_t pid = 0;
-  std::uint64_t busy_ns = 0;
-  template <class Archive>
-  void serialize(Archive& a) {
-    a(id, status, results, error_type, error_message, pid, busy_ns);
-  }
-};
+using multiprocessing::detail::ResultMessage;
+using multiprocessing::detail::TaskMessage;
 
 constexpr std::string_view kReady = "ready";
 constexpr std::string_view kExit = "exit";
@@ -84,41 +62,6 @@ std::size_t default_workers() {
 
 namespace multiprocessing::detail {
 namespace {
-
-ResultMessage run_task(TaskMessage&& task, pid_t pid) {
-  ResultMessage result;
-  result.id = task.id;
-  result.pid = pid;
-  const auto t0 = std::chrono::steady_clock::now();
-  const Registration* reg = find_registration(task.function);
-  if (!reg || reg->signature != task.signature) {
-    result.status = ResultMessage::kRaised;
-    result.error_type = "concur::multiprocessing::NotRegistered";
-    result.error_message = reg ? "'" + task.function + "' has another signature in the worker (" +
-                                     reg->signature + " vs " + task.signature + ")"
-                               : "no function named '" + task.function +
-                                     "' is registered in the worker; nothing was run";
-    return result;
-  }
-  try {
-    result.results.reserve(task.args.size());
-    for (std::string& args : task.args) result.results.push_back(reg->invoke(std::move(args)));
-  } catch (const std::exception& e) {
-    result.status = ResultMessage::kRaised;
-    result.results.clear();
-    result.error_type = type_name(typeid(e));
-    result.error_message = e.what();
-  } catch (...) {
-    result.status = ResultMessage::kRaised;
-    result.results.clear();
-    result.error_type = "unknown";
-    result.error_message = "an exception not derived from std::exception";
-  }
-  result.busy_ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-          .count());
-  return result;
-}
 
 void send_control(int channel, std::string_view what) {
   std::string frame;

@@ -1,0 +1,257 @@
+// concur/mpi_pool.hpp: MpiPoolExecutor, mpi4py.futures.MPIPoolExecutor on Open MPI (target
+// concur::mpi, built when CMake finds MPI).
+//
+// The same submit / map / shutdown and the same concur::Future as ThreadPoolExecutor and
+// ProcessPoolExecutor, so concur::wait() and concur::as_completed() work across all three and a
+// program switches executor in one line. The workers are the other ranks of an MPI job:
+//
+//   mpiexec -n N ./app            rank 0 runs main(); ranks 1..N-1 serve as workers
+//
+// as `mpiexec -n N python -m mpi4py.futures app.py` does. main() calls concur::mpi::main_guard()
+// first: on rank 0 it returns, on every other rank it serves tasks until rank 0's program ends
+// and then exits the process (exit code 0), so the rest of main() runs on rank 0 only.
+//
+// Tasks: a registered function (CONCUR_REGISTER, concur/multiprocessing/registry.hpp) and its
+// cereal-encoded arguments, the very bytes the process pool sends (the same TaskMessage and
+// ResultMessage); one MPI message carries what one of its frames would. A task's exception comes
+// back as concur::RemoteError (type name, message, the worker's pid).
+//
+// Batching: tiny tasks travel many to a message, results many to a message. How many tasks each
+// worker rank may have outstanding (the window) adapts to how long tasks take, as in the process
+// pool: about a millisecond of work per rank, between 1 and max_in_flight, so that tiny tasks
+// stream and long ones still spread over the ranks.
+// Large data: an argument or result larger than 64 KiB is not copied into a batch: it goes as an
+// MPI message of its own, sent from the encoded buffer and received (MPI_Probe, MPI_Get_count)
+// straight into the buffer that is then decoded. Encoding and decoding are the only copies.
+//
+// Faults (what MPI can and cannot tell; measured with Open MPI 4.1.4):
+//  - The pool's communicator (a duplicate of MPI_COMM_WORLD) returns errors (MPI_ERRORS_RETURN);
+//    an MPI call that fails breaks the pool with BrokenMpiPool naming the call and MPI's error.
+//  - A worker rank that dies (SIGKILL, a crash, exit() in a task): under a plain `mpirun`, Open MPI
+//    ends the whole job: mpirun sends SIGTERM to every other rank about a second later and
+//    SIGKILL about a second after that, prints "mpirun noticed that process rank R ... exited on
+//    signal 9", and exits non-zero (137 for SIGKILL). Rank 0's futures never complete because
+//    rank 0 itself is ended: nothing hangs, but nothing can be caught either.
+//  - Under `mpirun --enable-recovery` the job survives a dead rank. MPI itself reports nothing
+//    then (sends to a dead rank still succeed), so each worker sends a heartbeat every 100 ms
+//    while it holds tasks, and rank 0 declares a rank with outstanding tasks lost when it has
+//    heard nothing from it for heartbeat_timeout (default 3 s): every pending future then fails
+//    with concur::BrokenMpiPool, as the process pool fails with BrokenProcessPool, later
+//    submits throw it, and the lost rank is never used again by this program. Once a rank is
+//    lost, no rank calls MPI_Finalize at exit (Open MPI 4.1's finalize waits in a fence for the
+//    dead rank too, sometimes forever); mpirun --enable-recovery accepts that and exits 0.
+//  - Not detectable: a worker stuck in a task while its heartbeat thread runs (a task that never
+//    returns looks alive: use a map timeout), and rank 0 dying under --enable-recovery (the
+//    workers then wait for tasks until mpirun is killed).
+//
+// States: running -> shut down (submit throws concur::RuntimeError) | broken (submit throws
+// concur::BrokenMpiPool). The destructor is shutdown(true). One pool at a time per program:
+// the worker ranks belong to it (constructing a second while one exists throws RuntimeError);
+// after it is destroyed another may be made, served by the same ranks.
+// Thread safety: every member from any thread. Callbacks of the futures run on the pool's own
+// thread (the only thread of rank 0 that calls MPI while the pool exists): keep them short and
+// never wait in one for another future of the same pool. The program's own MPI calls on rank 0
+// must not overlap the pool's (MPI_THREAD_SERIALIZED); they use other communicators anyway.
+// Blocking: submit() and map() never wait for a worker; shutdown(true) waits for every task.
+// Idle ranks poll with a backoff that sleeps up to 1 ms (as mpi4py.futures does), so idle
+// workers cost little CPU and the first task after a pause may wait up to that long.
+// Lifetime: main_guard() before anything else in main(); the pool must be destroyed before main
+// returns or exit() runs (a static pool is not supported: MPI is finalised at exit).
+// Errors: std::invalid_argument for an unregistered function or max_in_flight == 0;
+// concur::RuntimeError if main_guard() was not called, the job has no worker rank (run under
+// `mpiexec -n N` with N >= 2), or another pool exists.
+//
+// Example:
+//   int square(int x) { return x * x; }
+//   CONCUR_REGISTER(square);
+//   int main(int argc, char** argv) {
+//     concur::mpi::main_guard(argc, argv);        // ranks > 0 serve here and never return
+//     concur::MpiPoolExecutor pool;
+//     auto f = pool.submit(square, 7);             // f.result() == 49
+//     for (int v : pool.map(square, std::vector{1, 2, 3}, {.chunksize = 64})) ...
+//   }
+//   $ mpiexec -n 4 ./app
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "concur/detail/chunked_map.hpp"
+#include "concur/futures.hpp"
+#include "concur/multiprocessing/registry.hpp"
+
+namespace concur {
+
+namespace mpi {
+
+// Mode (a)'s entry, the first line of main(): initialises MPI (MPI_THREAD_SERIALIZED). On rank
+// 0 it returns and arranges for MPI to be finalised (and the workers released) when the program
+// exits; on any other rank it serves an MpiPoolExecutor's tasks and then exits the process.
+// Throws concur::RuntimeError if MPI cannot be initialised with the thread level the pool needs.
+void main_guard(int& argc, char**& argv);
+
+// This process's rank in MPI_COMM_WORLD, and the job's size (after main_guard).
+int rank();
+int size();
+
+}  // namespace mpi
+
+namespace detail {
+class MpiPoolCore;
+}
+
+struct MpiPoolOptions {
+  // Worker ranks to use (default: all of them, size() - 1).
+  std::optional<std::size_t> max_workers = std::nullopt;
+  // The most tasks a worker rank may have outstanding; the window adapts below it.
+  std::size_t max_in_flight = 256;
+  // A rank with outstanding tasks that has sent nothing for this long is lost (see Faults).
+  std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(3);
+};
+
+struct MpiMapOptions {
+  std::optional<std::chrono::nanoseconds> timeout = std::nullopt;
+  std::size_t chunksize = 1;
+  std::optional<std::size_t> buffersize = std::nullopt;  // chunks submitted ahead (see MapOptions)
+};
+
+class MpiPoolExecutor {
+ public:
+  MpiPoolExecutor() : MpiPoolExecutor(MpiPoolOptions{}) {}
+  explicit MpiPoolExecutor(std::size_t max_workers)
+      : MpiPoolExecutor(MpiPoolOptions{.max_workers = max_workers}) {}
+  explicit MpiPoolExecutor(MpiPoolOptions options);
+  ~MpiPoolExecutor();
+  MpiPoolExecutor(const MpiPoolExecutor&) = delete;
+  MpiPoolExecutor& operator=(const MpiPoolExecutor&) = delete;
+
+  template <class R, class... P, class... A>
+  Future<std::remove_cvref_t<R>> submit(R (*fn)(P...), A&&... args) {
+    using Result = std::remove_cvref_t<R>;
+    multiprocessing::Call call = multiprocessing::make_call(fn, std::forward<A>(args)...);
+    std::vector<std::string> one;
+    one.push_back(std::move(call.args));
+    auto* state = new detail::State<Result>();
+    Future<Result> future = detail::FutureAccess<Result>::adopt(state);
+    state->add_ref();  // the pool's reference until it completes the future
+    schedule(state, &complete_one<Result>, std::move(call.function), std::move(call.signature),
+             std::move(one));
+    return future;
+  }
+
+  // Python's map(fn, inputs, timeout, chunksize, buffersize): results in input order; a tuple
+  // input is unpacked into fn's parameters; with chunksize > 1 a failing input fails its chunk.
+  template <class R, class... P, std::ranges::input_range Range>
+  [[nodiscard]] auto map(R (*fn)(P...), Range&& inputs, const MpiMapOptions& options = {}) {
+    using Result = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
+    using View = std::views::all_t<Range>;
+    if (options.chunksize == 0) {
+      throw std::invalid_argument("concur::MpiPoolExecutor::map(): chunksize must be >= 1");
+    }
+    const auto deadline =
+        options.timeout ? detail::deadline_after(*options.timeout) : detail::Deadline(std::nullopt);
+    auto submit_chunk = [this, fn](auto items) {
+      std::vector<std::string> encoded;
+      encoded.reserve(items.size());
+      for (auto& item : items) encoded.push_back(encode_item(fn, std::move(item)));
+      return submit_encoded<Result>(fn, std::move(encoded));
+    };
+    return detail::ChunkedMap<Result, View, decltype(submit_chunk)>(
+        std::views::all(std::forward<Range>(inputs)), std::move(submit_chunk), options.chunksize,
+        deadline, map_window<View>(options));
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false);
+  std::size_t max_workers() const noexcept;
+  // The MPI_COMM_WORLD ranks serving this pool.
+  std::vector<int> worker_ranks() const;
+
+ private:
+  using Completer = void (*)(detail::StateBase*, std::vector<std::string>& results);
+
+  template <class T>
+  static void complete_one(detail::StateBase* base, std::vector<std::string>& results) {
+    auto* state = static_cast<detail::State<T>*>(base);
+    try {
+      if constexpr (std::is_void_v<T>) {
+        (void)results;
+      } else {
+        state->emplace_value(multiprocessing::deserialize<T>(results.at(0)));
+      }
+    } catch (...) {
+      state->set_exception_ptr(std::current_exception());
+    }
+    state->finish();
+  }
+
+  template <class T>
+  static void complete_chunk(detail::StateBase* base, std::vector<std::string>& results) {
+    auto* state = static_cast<detail::State<std::vector<T>>*>(base);
+    try {
+      std::vector<T> values;
+      values.reserve(results.size());
+      for (const std::string& r : results) {
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          values.emplace_back();
+        } else {
+          values.push_back(multiprocessing::deserialize<T>(r));
+        }
+      }
+      state->emplace_value(std::move(values));
+    } catch (...) {
+      state->set_exception_ptr(std::current_exception());
+    }
+    state->finish();
+  }
+
+  template <class R, class... P, class Item>
+  static std::string encode_item(R (*fn)(P...), Item&& item) {
+    if constexpr (std::is_invocable_v<R (*)(P...), Item&&>) {
+      return multiprocessing::make_call(fn, std::forward<Item>(item)).args;
+    } else {
+      return std::apply(
+          [&](auto&&... a) {
+            return multiprocessing::make_call(fn, std::forward<decltype(a)>(a)...).args;
+          },
+          std::forward<Item>(item));
+    }
+  }
+
+  template <class Result, class R, class... P>
+  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded) {
+    const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
+    auto* state = new detail::State<std::vector<Result>>();
+    Future<std::vector<Result>> future = detail::FutureAccess<std::vector<Result>>::adopt(state);
+    state->add_ref();
+    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded));
+    return future;
+  }
+
+  template <class View>
+  std::size_t map_window(const MpiMapOptions& options) const {
+    if (options.buffersize) {
+      if (*options.buffersize == 0) {
+        throw std::invalid_argument("concur::MpiPoolExecutor::map(): buffersize must be >= 1");
+      }
+      return *options.buffersize;
+    }
+    return std::ranges::sized_range<View> ? 0 : 4 * max_workers();
+  }
+
+  void schedule(detail::StateBase* state, Completer completer, std::string function,
+                std::string signature, std::vector<std::string> args);
+
+  std::unique_ptr<detail::MpiPoolCore> core_;
+};
+
+}  // namespace concur

@@ -1,0 +1,596 @@
+// MpiPoolExecutor on rank 0: one manager thread makes every MPI call of the pool. It sends
+// queued tasks to the worker ranks (a batch per rank, up to the adaptive window; a large
+// argument as a message of its own, sent from its buffer), polls for results and heartbeats,
+// and completes the futures. While nothing is outstanding it sleeps on a condition variable;
+// while something is, it polls with a backoff (MPI has no descriptor to wait on).
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "concur/errors.hpp"
+#include "concur/mpi_pool.hpp"
+#include "mpi/runtime.hpp"
+#include "multiprocessing/task_message.hpp"
+
+namespace concur {
+
+namespace mp = multiprocessing;
+namespace mpd = multiprocessing::detail;
+using mpi::detail::Tag;
+
+namespace {
+
+// Enough tasks in flight per rank to cover this much work, so a worker never waits for the next
+// batch; one at a time until results say how long tasks take (as the process pool does, with a
+// longer target here: a message round trip between ranks costs more than a socket write).
+constexpr double kInFlightNs = 1'000'000;
+constexpr std::size_t kMinInFlight = 1;
+
+}  // namespace
+
+namespace detail {
+
+class MpiPoolCore {
+ public:
+  using Completer = void (*)(StateBase*, std::vector<std::string>&);
+
+  struct Pending {
+    std::uint64_t id = 0;
+    StateBase* state = nullptr;  // null once failed by break_pool (the result is then dropped)
+    Completer completer = nullptr;
+    std::string function;
+    std::string signature;
+    std::vector<std::string> args;
+    std::size_t inputs = 0;
+    std::vector<MPI_Request> sends;  // payloads sent straight from `args`
+  };
+
+  explicit MpiPoolCore(MpiPoolOptions options);
+  ~MpiPoolCore();
+
+  void schedule(std::unique_ptr<Pending> task);
+  void shutdown(bool wait, bool cancel_futures);
+  std::size_t max_workers() const { return workers_.size(); }
+  std::vector<int> worker_ranks() const;
+
+ private:
+  struct Worker {
+    int rank = 0;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Pending>> in_flight{};
+    Clock::time_point last_heard{};
+    bool lost = false;
+    std::unique_ptr<mpd::ResultMessage> partial{};  // a large result waiting for its payloads
+    std::size_t partial_next = 0;
+  };
+  struct Send {
+    MPI_Request request = MPI_REQUEST_NULL;
+    std::string buffer;
+    int rank = 0;
+  };
+
+  void run();
+  bool dispatch();
+  void send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& batch);
+  bool send_large(Worker& w, Pending& task);
+  bool isend(std::string buffer, Worker& w, int tag);
+  bool receive_all();
+  void on_message(Worker* w, const MPI_Status& status);
+  void on_result(Worker& w, mpd::ResultMessage&& message);
+  bool reap_sends();
+  void check_heartbeats();
+  void lose(Worker& w, const std::string& why);
+  void lose_all(const std::string& why);
+  void break_pool(const std::string& why);
+  bool quiescent() const;
+  bool outstanding() const;
+  void idle(bool progressed);
+  std::size_t in_flight_limit() const;
+  Worker* worker_of(int rank);
+
+  const MPI_Comm comm_;
+  const std::size_t max_in_flight_;
+  const Clock::duration heartbeat_timeout_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_cv_;
+  bool wake_ = false;
+  std::deque<std::unique_ptr<Pending>> queue_;
+  bool shutdown_ = false;
+  bool broken_ = false;
+  std::string broken_message_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ = false;
+  std::uint64_t next_id_ = 1;
+
+  // Manager thread only (workers_' ranks are fixed at construction).
+  std::vector<Worker> workers_;
+  std::deque<Send> sends_;
+  double avg_task_ns_ = 0;
+  mpi::detail::Backoff backoff_;
+  std::thread manager_;
+};
+
+MpiPoolCore::MpiPoolCore(MpiPoolOptions options)
+    : comm_(mpi::detail::pool_comm()),
+      max_in_flight_(options.max_in_flight),
+      heartbeat_timeout_(options.heartbeat_timeout) {
+  if (max_in_flight_ == 0) {
+    throw std::invalid_argument(
+        "concur::MpiPoolExecutor: max_in_flight must be at least 1 (tasks outstanding per rank)");
+  }
+  if (options.max_workers && *options.max_workers == 0) {
+    throw std::invalid_argument(
+        "concur::MpiPoolExecutor: max_workers must be greater than 0; leave it unset to use "
+        "every worker rank");
+  }
+  if (mpi::rank() != 0) {
+    throw RuntimeError("concur::MpiPoolExecutor: only rank 0 may make a pool");
+  }
+  const std::set<int> lost = mpi::detail::lost_ranks();
+  for (int r = 1; r < mpi::size(); ++r) {
+    if (lost.count(r) != 0) continue;
+    if (options.max_workers && workers_.size() >= *options.max_workers) break;
+    workers_.push_back(Worker{.rank = r});
+  }
+  if (workers_.empty()) {
+    throw RuntimeError(
+        "concur::MpiPoolExecutor: this MPI job has no worker rank (size " +
+        std::to_string(mpi::size()) + ", " + std::to_string(lost.size()) +
+        " lost); start the program with `mpiexec -n N ./program`, N >= 2, so that ranks 1..N-1 "
+        "serve the pool");
+  }
+  mpi::detail::claim_workers();
+  manager_ = std::thread([this] { run(); });
+}
+
+MpiPoolCore::~MpiPoolCore() {
+  if (manager_.joinable()) manager_.join();
+}
+
+std::vector<int> MpiPoolCore::worker_ranks() const {
+  std::vector<int> ranks;
+  for (const Worker& w : workers_) ranks.push_back(w.rank);
+  return ranks;
+}
+
+void MpiPoolCore::schedule(std::unique_ptr<Pending> task) {
+  for (const std::string& a : task->args) {
+    if (a.size() > static_cast<std::size_t>(INT_MAX)) {
+      task->state->release();
+      throw std::invalid_argument(
+          "concur::MpiPoolExecutor::submit(): an encoded argument of " + std::to_string(a.size()) +
+          " bytes is more than one MPI message carries (2 GiB); pass it in parts");
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) {
+      task->state->release();
+      throw BrokenMpiPool(broken_message_);
+    }
+    if (shutdown_) {
+      task->state->release();
+      throw RuntimeError(
+          "concur::MpiPoolExecutor::submit(): cannot schedule new futures after shutdown; "
+          "submit before shutdown() is called or the pool goes out of scope");
+    }
+    task->id = next_id_++;
+    queue_.push_back(std::move(task));
+    wake_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+void MpiPoolCore::shutdown(bool wait, bool cancel_futures) {
+  std::deque<std::unique_ptr<Pending>> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    wake_ = true;
+    if (cancel_futures) cancelled.swap(queue_);
+  }
+  wake_cv_.notify_one();
+  for (auto& t : cancelled) {
+    t->state->cancel();
+    t->state->release();
+  }
+  if (wait) {
+    if (std::this_thread::get_id() == manager_.get_id()) {
+      throw RuntimeError(
+          "concur::MpiPoolExecutor::shutdown(wait=true): called from a future's callback, which "
+          "runs on the pool's own thread; call shutdown(false) there");
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    stopped_cv_.wait(lock, [&] { return stopped_; });
+  }
+}
+
+std::size_t MpiPoolCore::in_flight_limit() const {
+  if (avg_task_ns_ <= 0) return kMinInFlight;
+  const auto n = static_cast<std::size_t>(kInFlightNs / avg_task_ns_);
+  return std::clamp(n, kMinInFlight, max_in_flight_);
+}
+
+MpiPoolCore::Worker* MpiPoolCore::worker_of(int rank) {
+  for (Worker& w : workers_) {
+    if (w.rank == rank) return &w;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+bool MpiPoolCore::dispatch() {
+  const std::size_t limit = in_flight_limit();
+  std::vector<Worker*> order;
+  for (Worker& w : workers_) {
+    if (!w.lost) order.push_back(&w);
+  }
+  // The least busy first, so that a queued task goes to an idle rank if there is one.
+  std::stable_sort(order.begin(), order.end(), [](const Worker* a, const Worker* b) {
+    return a->in_flight.size() < b->in_flight.size();
+  });
+  bool sent = false;
+  for (Worker* w : order) {
+    const std::size_t room = limit > w->in_flight.size() ? limit - w->in_flight.size() : 0;
+    // Taken and marked running under the lock: from then on cancel_futures cannot reach them,
+    // as for Python's call queue.
+    std::vector<std::unique_ptr<Pending>> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (batch.size() < room && !queue_.empty()) {
+        std::unique_ptr<Pending> task = std::move(queue_.front());
+        queue_.pop_front();
+        if (task->state->try_start()) {
+          batch.push_back(std::move(task));
+        } else {
+          task->state->release();  // cancelled while queued
+        }
+      }
+    }
+    if (batch.empty()) continue;
+    if (w->in_flight.empty()) w->last_heard = Clock::now();  // its silence counts from now
+    send_batch(*w, batch);
+    sent = true;
+  }
+  return sent;
+}
+
+// Every task is in flight before anything is sent, so that a failed send (which loses the rank)
+// fails them all.
+void MpiPoolCore::send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& batch) {
+  std::vector<Pending*> large;
+  std::vector<mpd::TaskMessage> small;
+  for (auto& task : batch) {
+    task->inputs = task->args.size();
+    const bool is_large =
+        std::any_of(task->args.begin(), task->args.end(),
+                    [](const std::string& a) { return a.size() > mpi::detail::kInlineLimit; });
+    if (is_large) {
+      large.push_back(task.get());
+    } else {
+      small.push_back(
+          mpd::TaskMessage{task->id, task->function, task->signature, std::move(task->args)});
+      task->args.clear();
+    }
+    const std::uint64_t id = task->id;
+    w.in_flight.emplace(id, std::move(task));
+  }
+  if (!small.empty() && !isend(mp::serialize(small), w, mpi::detail::kTasks)) return;
+  for (Pending* task : large) {
+    if (!send_large(w, *task)) return;
+  }
+}
+
+// A head naming the task, then each argument tuple from where it was encoded: no batch copy.
+bool MpiPoolCore::send_large(Worker& w, Pending& task) {
+  mpd::TaskMessage head{task.id, task.function, task.signature, {}};
+  head.args.resize(task.args.size());
+  if (!isend(mp::serialize(head), w, mpi::detail::kTaskHead)) return false;
+  for (std::string& a : task.args) {
+    MPI_Request request = MPI_REQUEST_NULL;
+    const int rc = MPI_Isend(a.data(), static_cast<int>(a.size()), MPI_BYTE, w.rank,
+                             mpi::detail::kTaskPayload, comm_, &request);
+    if (rc != MPI_SUCCESS) {
+      lose(w, "concur::MpiPoolExecutor: sending to rank " + std::to_string(w.rank) + " failed (" +
+                  mpi::detail::error_text("MPI_Isend", rc) + "); the pool is broken");
+      return false;
+    }
+    task.sends.push_back(request);
+  }
+  return true;
+}
+
+bool MpiPoolCore::isend(std::string buffer, Worker& w, int tag) {
+  sends_.push_back(Send{MPI_REQUEST_NULL, std::move(buffer), w.rank});
+  Send& s = sends_.back();
+  const int rc = MPI_Isend(s.buffer.data(), static_cast<int>(s.buffer.size()), MPI_BYTE, w.rank,
+                           tag, comm_, &s.request);
+  if (rc != MPI_SUCCESS) {
+    sends_.pop_back();
+    lose(w, "concur::MpiPoolExecutor: sending to rank " + std::to_string(w.rank) + " failed (" +
+                mpi::detail::error_text("MPI_Isend", rc) + "); the pool is broken");
+    return false;
+  }
+  return true;
+}
+
+bool MpiPoolCore::reap_sends() {
+  bool any = false;
+  while (!sends_.empty()) {
+    int done = 0;
+    MPI_Test(&sends_.front().request, &done, MPI_STATUS_IGNORE);
+    if (!done) break;
+    sends_.pop_front();
+    any = true;
+  }
+  return any;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiving
+
+bool MpiPoolCore::receive_all() {
+  bool any = false;
+  for (;;) {
+    int flag = 0;
+    MPI_Status status;
+    const int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, &status);
+    if (rc != MPI_SUCCESS) {
+      lose_all("concur::MpiPoolExecutor: " + mpi::detail::error_text("MPI_Iprobe", rc) +
+               "; the pool is broken");
+      return any;
+    }
+    if (!flag) return any;
+    any = true;
+    on_message(worker_of(status.MPI_SOURCE), status);
+  }
+}
+
+void MpiPoolCore::on_message(Worker* w, const MPI_Status& status) {
+  const int tag = status.MPI_TAG;
+  std::string bytes;
+  std::string* into = &bytes;
+  // A large result's payload lands in the very string the completer decodes.
+  if (w && tag == mpi::detail::kResultPayload && w->partial &&
+      w->partial_next < w->partial->results.size()) {
+    into = &w->partial->results[w->partial_next];
+  }
+  const int rc = mpi::detail::receive_bytes(comm_, status.MPI_SOURCE, tag, *into, nullptr);
+  if (rc != MPI_SUCCESS) {
+    lose_all("concur::MpiPoolExecutor: " + mpi::detail::error_text("MPI_Recv", rc) +
+             "; the pool is broken");
+    return;
+  }
+  if (!w) return;  // a rank outside this pool: nothing of ours
+  w->last_heard = Clock::now();
+  try {
+    if (tag == mpi::detail::kResults) {
+      for (auto& m : mp::deserialize<std::vector<mpd::ResultMessage>>(bytes)) {
+        on_result(*w, std::move(m));
+      }
+    } else if (tag == mpi::detail::kResultHead) {
+      w->partial = std::make_unique<mpd::ResultMessage>(mp::deserialize<mpd::ResultMessage>(bytes));
+      w->partial_next = 0;
+    } else if (tag == mpi::detail::kResultPayload && into != &bytes) {
+      if (++w->partial_next == w->partial->results.size()) {
+        mpd::ResultMessage done = std::move(*w->partial);
+        w->partial.reset();
+        on_result(*w, std::move(done));
+      }
+    }
+    if (w->partial && w->partial->results.empty()) {  // a head with nothing to follow
+      mpd::ResultMessage done = std::move(*w->partial);
+      w->partial.reset();
+      on_result(*w, std::move(done));
+    }
+  } catch (const ProtocolError& e) {
+    break_pool(std::string("concur::MpiPoolExecutor: rank ") + std::to_string(w->rank) +
+               " sent a corrupt message (" + e.what() + ")");
+  }
+}
+
+void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message) {
+  auto it = w.in_flight.find(message.id);
+  if (it == w.in_flight.end()) return;  // not this pool's
+  std::unique_ptr<Pending> task = std::move(it->second);
+  w.in_flight.erase(it);
+  // The worker has every payload, so these sends are complete; this frees MPI's requests.
+  MPI_Waitall(static_cast<int>(task->sends.size()), task->sends.data(), MPI_STATUSES_IGNORE);
+  const double per_task = static_cast<double>(message.busy_ns) /
+                          static_cast<double>(std::max<std::size_t>(1, task->inputs));
+  avg_task_ns_ = avg_task_ns_ <= 0 ? per_task : 0.9 * avg_task_ns_ + 0.1 * per_task;
+  if (!task->state) return;  // already failed when the pool broke
+  if (message.status == mpd::ResultMessage::kOk) {
+    task->completer(task->state, message.results);
+  } else {
+    task->state->fail(std::make_exception_ptr(
+        RemoteError(message.error_type, message.error_message, message.pid)));
+  }
+  task->state->release();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+void MpiPoolCore::check_heartbeats() {
+  const auto now = Clock::now();
+  for (Worker& w : workers_) {
+    if (w.lost || w.in_flight.empty()) continue;
+    if (now - w.last_heard <= heartbeat_timeout_) continue;
+    const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_heard);
+    lose(w, "concur::MpiPoolExecutor: worker rank " + std::to_string(w.rank) +
+                " sent nothing for " + std::to_string(silent.count()) + " ms with " +
+                std::to_string(w.in_flight.size()) +
+                " task(s) outstanding (heartbeat_timeout); it is taken as dead, so the pool is "
+                "broken and runs no more tasks");
+  }
+}
+
+// A lost rank is never heard from again: its tasks fail, and the buffers MPI may still be
+// reading for it are kept until the program ends (a send to a dead rank may never complete).
+void MpiPoolCore::lose(Worker& w, const std::string& why) {
+  w.lost = true;
+  mpi::detail::mark_lost(w.rank);
+  break_pool(why);
+  static auto* kept_for_lost_ranks = new std::vector<std::unique_ptr<Pending>>();
+  for (auto& [id, task] : w.in_flight) kept_for_lost_ranks->push_back(std::move(task));
+  w.in_flight.clear();
+  w.partial.reset();
+  static auto* sends_to_lost_ranks = new std::deque<Send>();
+  for (auto it = sends_.begin(); it != sends_.end();) {
+    if (it->rank == w.rank) {
+      sends_to_lost_ranks->push_back(std::move(*it));
+      it = sends_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void MpiPoolCore::lose_all(const std::string& why) {
+  for (Worker& w : workers_) {
+    if (!w.lost) lose(w, why);
+  }
+}
+
+// As Python's: every pending future fails at once and later submits throw. The live ranks'
+// results are still received (and dropped), so none arrives after the pool is gone.
+void MpiPoolCore::break_pool(const std::string& why) {
+  std::deque<std::unique_ptr<Pending>> queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) return;
+    broken_ = true;
+    broken_message_ = why;
+    queued.swap(queue_);
+  }
+  auto error = std::make_exception_ptr(BrokenMpiPool(why));
+  for (auto& t : queued) {
+    t->state->fail(error);
+    t->state->release();
+  }
+  for (Worker& w : workers_) {
+    for (auto& [id, task] : w.in_flight) {
+      if (!task->state) continue;
+      task->state->fail(error);
+      task->state->release();
+      task->state = nullptr;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manager loop
+
+bool MpiPoolCore::outstanding() const {
+  if (!sends_.empty()) return true;
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [](const Worker& w) { return !w.lost && !w.in_flight.empty(); });
+}
+
+bool MpiPoolCore::quiescent() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty()) return false;
+  }
+  return !outstanding();
+}
+
+void MpiPoolCore::idle(bool progressed) {
+  if (progressed) {
+    backoff_.reset();
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (wake_) {
+    wake_ = false;
+    return;
+  }
+  if (!outstanding()) {  // nothing to poll for: sleep until a submit or shutdown
+    wake_cv_.wait(lock, [&] { return wake_; });
+    wake_ = false;
+    backoff_.reset();
+    return;
+  }
+  // A send in progress needs MPI's progress engine turned (a large one over TCP above all).
+  const auto pause = sends_.empty() ? backoff_.next() : std::chrono::microseconds(0);
+  if (pause.count() == 0) {
+    lock.unlock();
+    std::this_thread::yield();
+  } else {
+    wake_cv_.wait_for(lock, pause, [&] { return wake_; });
+    wake_ = false;
+  }
+}
+
+void MpiPoolCore::run() {
+  for (;;) {
+    bool broken = false;
+    bool shutting_down = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      broken = broken_;
+      shutting_down = shutdown_ || broken_;
+    }
+    bool progressed = broken ? false : dispatch();
+    progressed = receive_all() || progressed;
+    progressed = reap_sends() || progressed;
+    check_heartbeats();
+    if (shutting_down && quiescent()) break;
+    idle(progressed);
+  }
+  mpi::detail::release_workers();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  stopped_cv_.notify_all();
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// MpiPoolExecutor
+
+MpiPoolExecutor::MpiPoolExecutor(MpiPoolOptions options)
+    : core_(std::make_unique<detail::MpiPoolCore>(std::move(options))) {}
+
+MpiPoolExecutor::~MpiPoolExecutor() {
+  try {
+    core_->shutdown(true, false);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "concur: %s\n", e.what());
+    std::terminate();
+  }
+}
+
+void MpiPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  core_->shutdown(wait, cancel_futures);
+}
+
+std::size_t MpiPoolExecutor::max_workers() const noexcept {
+  return core_->max_workers();
+}
+
+std::vector<int> MpiPoolExecutor::worker_ranks() const {
+  return core_->worker_ranks();
+}
+
+void MpiPoolExecutor::schedule(detail::StateBase* state, Completer completer, std::string function,
+                               std::string signature, std::vector<std::string> args) {
+  auto task = std::make_unique<detail::MpiPoolCore::Pending>();
+  task->state = state;
+  task->completer = completer;
+  task->function = std::move(function);
+  task->signature = std::move(signature);
+  task->args = std::move(args);
+  core_->schedule(std::move(task));
+}
+
+}  // namespace concur

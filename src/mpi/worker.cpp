@@ -1,0 +1,180 @@
+// A worker rank of MpiPoolExecutor: receive task messages from rank 0, run them, send results.
+//
+// One thread does the work and all of the worker's MPI calls but one: while the worker holds
+// tasks, a heartbeat thread sends rank 0 an empty message every kHeartbeatInterval (under the
+// same mutex, as MPI_THREAD_SERIALIZED requires), so that rank 0 can tell a long task from a
+// dead rank, which MPI alone does not report.
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "concur/multiprocessing/serialization.hpp"
+#include "mpi/runtime.hpp"
+#include "multiprocessing/task_message.hpp"
+
+namespace concur::mpi::detail {
+namespace {
+
+namespace mpd = multiprocessing::detail;
+
+class Heartbeat {
+ public:
+  Heartbeat(MPI_Comm comm, std::mutex& mpi_mu)
+      : comm_(comm), mpi_mu_(mpi_mu), thread_([this] { run(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+
+  void set_busy(bool busy) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = busy;
+    }
+    if (busy) cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (!busy_) {
+        cv_.wait(lock, [&] { return busy_ || stop_; });
+        continue;
+      }
+      cv_.wait_for(lock, kHeartbeatInterval, [&] { return stop_; });
+      if (stop_ || !busy_) continue;
+      lock.unlock();
+      {
+        std::lock_guard<std::mutex> mpi(mpi_mu_);
+        MPI_Send(nullptr, 0, MPI_BYTE, 0, kHeartbeat, comm_);
+      }
+      lock.lock();
+    }
+  }
+
+  const MPI_Comm comm_;
+  std::mutex& mpi_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class Worker {
+ public:
+  explicit Worker(MPI_Comm comm) : comm_(comm), heartbeat_(comm, mpi_mu_), pid_(getpid()) {}
+
+  // Returns when rank 0 says kExit (or MPI fails: there is nobody left to report to), with
+  // whether to finalise MPI.
+  bool serve() {
+    Backoff backoff;
+    for (;;) {
+      int flag = 0;
+      MPI_Status status;
+      int rc;
+      {
+        std::lock_guard<std::mutex> mpi(mpi_mu_);
+        rc = MPI_Iprobe(0, MPI_ANY_TAG, comm_, &flag, &status);
+      }
+      if (rc != MPI_SUCCESS) return false;
+      if (!flag) {
+        const auto pause = backoff.next();
+        if (pause.count() == 0) {
+          std::this_thread::yield();
+        } else {
+          std::this_thread::sleep_for(pause);
+        }
+        continue;
+      }
+      backoff.reset();
+      if (status.MPI_TAG == kExit) {
+        std::string how;
+        return receive(kExit, how) == MPI_SUCCESS && how == std::string(1, '\1');
+      }
+      if (!handle(status.MPI_TAG)) return false;
+    }
+  }
+
+ private:
+  bool handle(int tag) {
+    std::string bytes;
+    if (receive(tag, bytes) != MPI_SUCCESS) return false;
+    if (tag != kTasks && tag != kTaskHead) return true;  // nothing a worker expects: dropped
+    heartbeat_.set_busy(true);
+    std::vector<mpd::ResultMessage> results;
+    if (tag == kTasks) {
+      auto tasks = multiprocessing::deserialize<std::vector<mpd::TaskMessage>>(bytes);
+      std::string().swap(bytes);
+      results.reserve(tasks.size());
+      for (auto& task : tasks) results.push_back(mpd::run_task(std::move(task), pid_));
+    } else if (tag == kTaskHead) {
+      auto task = multiprocessing::deserialize<mpd::TaskMessage>(bytes);
+      for (std::string& args : task.args) {
+        if (receive(kTaskPayload, args) != MPI_SUCCESS) return false;
+      }
+      results.push_back(mpd::run_task(std::move(task), pid_));
+    }
+    const bool sent = send(results);
+    heartbeat_.set_busy(false);
+    return sent;
+  }
+
+  int receive(int tag, std::string& out) {
+    std::lock_guard<std::mutex> mpi(mpi_mu_);
+    return receive_bytes(comm_, 0, tag, out, nullptr);
+  }
+
+  int send_bytes(const std::string& bytes, int tag) {
+    std::lock_guard<std::mutex> mpi(mpi_mu_);
+    return MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, tag, comm_);
+  }
+
+  // Small results go back in one message; a large one as a head and its raw payloads.
+  bool send(std::vector<mpd::ResultMessage>& results) {
+    std::vector<mpd::ResultMessage> small;
+    std::vector<mpd::ResultMessage> large;
+    for (auto& r : results) {
+      bool big = false;
+      for (const std::string& s : r.results) big = big || s.size() > kInlineLimit;
+      (big ? large : small).push_back(std::move(r));
+    }
+    if (!small.empty() && send_bytes(multiprocessing::serialize(small), kResults) != MPI_SUCCESS) {
+      return false;
+    }
+    for (auto& r : large) {
+      std::vector<std::string> payloads;
+      payloads.swap(r.results);
+      r.results.resize(payloads.size());
+      if (send_bytes(multiprocessing::serialize(r), kResultHead) != MPI_SUCCESS) return false;
+      for (const std::string& p : payloads) {
+        if (send_bytes(p, kResultPayload) != MPI_SUCCESS) return false;
+      }
+    }
+    return true;
+  }
+
+  const MPI_Comm comm_;
+  std::mutex mpi_mu_;
+  Heartbeat heartbeat_;
+  const pid_t pid_;
+};
+
+}  // namespace
+
+bool serve(MPI_Comm comm) {
+  Worker worker(comm);
+  return worker.serve();
+}
+
+}  // namespace concur::mpi::detail

@@ -1,0 +1,46 @@
+// The call loop both pools' workers share: a task message in, a result message out.
+#include <chrono>
+#include <exception>
+#include <typeinfo>
+
+#include "concur/multiprocessing/registry.hpp"
+#include "multiprocessing/task_message.hpp"
+
+namespace concur::multiprocessing::detail {
+
+ResultMessage run_task(TaskMessage&& task, pid_t pid) {
+  ResultMessage result;
+  result.id = task.id;
+  result.pid = pid;
+  const auto t0 = std::chrono::steady_clock::now();
+  const Registration* reg = find_registration(task.function);
+  if (!reg || reg->signature != task.signature) {
+    result.status = ResultMessage::kRaised;
+    result.error_type = "concur::multiprocessing::NotRegistered";
+    result.error_message = reg ? "'" + task.function + "' has another signature in the worker (" +
+                                     reg->signature + " vs " + task.signature + ")"
+                               : "no function named '" + task.function +
+                                     "' is registered in the worker; nothing was run";
+    return result;
+  }
+  try {
+    result.results.reserve(task.args.size());
+    for (std::string& args : task.args) result.results.push_back(reg->invoke(std::move(args)));
+  } catch (const std::exception& e) {
+    result.status = ResultMessage::kRaised;
+    result.results.clear();
+    result.error_type = type_name(typeid(e));
+    result.error_message = e.what();
+  } catch (...) {
+    result.status = ResultMessage::kRaised;
+    result.results.clear();
+    result.error_type = "unknown";
+    result.error_message = "an exception not derived from std::exception";
+  }
+  result.busy_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+  return result;
+}
+
+}  // namespace concur::multiprocessing::detail
