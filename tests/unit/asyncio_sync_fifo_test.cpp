@@ -181,4 +181,53 @@ TEST_F(LockFifoTest, AReleaseAndReacquireDoesNotOvertakeAWokenWaiter) {
   run(main_task());
 }
 
+TEST_F(LockFifoTest, AWokenWaiterTakesTheLockWhenItRunsAndACancelledOneIsSkipped) {
+  // CPython's test_cancel_race and test_finished_waiter_cancelled: after a release the lock is
+  // free (locked() false) until the woken waiter runs; a cancelled waiter, woken or not, passes
+  // its turn on.
+  asyncio::Lock lock;
+  std::vector<char> order;
+  auto lockit = [](asyncio::Lock* l, std::vector<char>* o, char name,
+                   asyncio::Event* blocker) -> Task<void> {
+    co_await l->acquire();
+    o->push_back(name);
+    if (blocker) co_await blocker->wait();
+    l->release();
+  };
+  auto main_task = [&]() -> Task<void> {
+    asyncio::Event fa;
+    Task<void> ta = asyncio::create_task(lockit(&lock, &order, 'A', &fa));
+    co_await asyncio::sleep(0ns);
+    EXPECT_TRUE(lock.locked());
+    Task<void> tb = asyncio::create_task(lockit(&lock, &order, 'B', nullptr));
+    co_await asyncio::sleep(0ns);
+    Task<void> tc = asyncio::create_task(lockit(&lock, &order, 'C', nullptr));
+    co_await asyncio::sleep(0ns);
+    fa.set();
+    tb.cancel();
+    co_await asyncio::sleep(0ns);
+    EXPECT_FALSE(lock.locked()) << "A released; C is woken and has not run yet";
+    EXPECT_TRUE(ta.done());
+    EXPECT_TRUE(tb.cancelled());
+    co_await tc;
+    EXPECT_EQ(order, (std::vector<char>{'A', 'C'}));
+
+    // test_finished_waiter_cancelled: the woken waiter is cancelled before it runs.
+    co_await lock.acquire();
+    auto acquire_only = [](asyncio::Lock* l) -> Task<void> { co_await l->acquire(); };
+    Task<void> first = asyncio::create_task(acquire_only(&lock));
+    co_await asyncio::sleep(0ns);
+    Task<void> second = asyncio::create_task(acquire_only(&lock));
+    first.cancel();
+    lock.release();
+    co_await asyncio::sleep(0ns);
+    EXPECT_TRUE(lock.locked()) << "the second waiter took it";
+    EXPECT_TRUE(first.cancelled());
+    co_await second;
+    lock.release();
+    EXPECT_FALSE(lock.locked());
+  };
+  run(main_task());
+}
+
 }  // namespace

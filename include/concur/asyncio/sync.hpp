@@ -5,9 +5,8 @@
 // test_acquire_fifo_order*). A release hands the lock (or permit) to the first waiter, so a task
 // that arrives later, or that releases and at once acquires again, cannot overtake one already
 // woken but not yet run: a Semaphore stays locked() while such a waiter is pending, and when it
-// runs it wakes as many of those queued behind it as there are permits. (Python marks the first
-// waiter woken and lets it take the lock when it runs; the order is the same, but Lock::locked()
-// stays true here between the release and the waiter running, where Python's is false.)
+// runs it wakes as many of those queued behind it as there are permits. A Lock, as Python's, is
+// not locked() between a release and the woken waiter running, yet nobody overtakes that waiter.
 // Cancellation: a waiting acquire()/wait() throws CancelledError and leaves nothing behind; a
 // waiter cancelled after it was handed the lock passes it on (or releases it).
 // Thread safety: none; these belong to the loop's thread (use concur's thread primitives across
@@ -71,14 +70,17 @@ class Lock {
     co_await acquire();
     co_return LockGuard(*this);
   }
-  // Releases the lock, handing it to the first waiter. RuntimeError if it is not locked.
+  // Releases the lock and wakes the first waiter, which takes it when it runs (meanwhile
+  // locked() is false, as in Python, but nobody can overtake it). RuntimeError if it is not
+  // locked.
   void release() {
     if (!locked_) {
       throw RuntimeError(
           "asyncio::Lock::release(): Lock is not acquired; release only a lock "
           "you acquired");
     }
-    if (!detail::wake_first(waiters_)) locked_ = false;  // else: handed over, still locked
+    locked_ = false;
+    wake_next();
   }
 
  private:
@@ -87,18 +89,28 @@ class Lock {
     explicit Acquire(Lock& l) : lock(l) {}
     bool await_suspend(std::coroutine_handle<> h) { return suspend_on(lock.waiters_, h); }
     bool await_ready() {
-      if (lock.locked_ || !lock.waiters_.empty()) return false;
+      // Python's fast path: free, and nobody waiting or woken ahead of us.
+      if (lock.locked_ || !lock.waiters_.empty() || lock.woken_ != 0) return false;
       lock.locked_ = true;
       return true;
     }
     void await_resume() {
-      if (!cancel_due()) return;
-      if (woken) lock.release();  // it was handed to us; we will not use it
-      throw_cancel();
+      if (woken) --lock.woken_;
+      if (cancel_due()) {
+        // Whether or not we were woken: if the lock is free, the next waiter must get its turn.
+        if (!lock.locked_) lock.wake_next();
+        throw_cancel();
+      }
+      lock.locked_ = true;
     }
   };
+  // Python's _wake_up_first(): wakes the first waiter unless one woken is still to run.
+  void wake_next() {
+    if (woken_ == 0 && detail::wake_first(waiters_)) ++woken_;
+  }
   detail::WaitList waiters_;
   bool locked_ = false;
+  int woken_ = 0;  // woken by release(), not yet run (0 or 1)
 };
 
 inline void LockGuard::release() {
