@@ -1,0 +1,113 @@
+// bench/mpi_pool_bench: concur::MpiPoolExecutor beside concur::ProcessPoolExecutor in one run,
+// and the numbers bench/peers/mpi4py_futures_bench.py prints for mpi4py.futures; bench/mpi_race
+// runs both under `mpirun -n 3` (rank 0 submits, 2 worker ranks; the process pool gets 2
+// workers too) and prints the ratios issue 20 sets as goals.
+//
+//   tiny_tasks_per_s   submit N tasks int f(int) (x + 1), then result() of all          tasks/s
+//   round_trip_p50_us  submit(f, i).result(), one at a time, M times                    us
+//   big_arg_mib_per_s  K tasks, each given a 64 MiB byte vector (returns its size)      MiB/s
+//
+// Usage: mpirun -n 3 --oversubscribe mpi_pool_bench [--quick]
+//   --quick: tiny counts (a smoke run that checks it works; its figures mean nothing).
+// Do not run it for figures while the machine is busy (compiling, other benchmarks).
+#include <algorithm>
+#include <chrono>
+#include <concur/mpi_pool.hpp>
+#include <concur/multiprocessing/main_guard.hpp>
+#include <concur/process_pool.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int plus_one(int x) {
+  return x + 1;
+}
+CONCUR_REGISTER(plus_one);
+
+std::uint64_t size_of(const std::vector<std::uint8_t>& bytes) {
+  return bytes.size();
+}
+CONCUR_REGISTER(size_of);
+
+struct Counts {
+  int tiny = 100'000;
+  int round_trips = 2'000;
+  int big_args = 8;
+};
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+template <class Pool>
+double tiny_tasks_per_s(Pool& pool, int n) {
+  std::vector<concur::Future<int>> futures;
+  futures.reserve(static_cast<std::size_t>(n));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) futures.push_back(pool.submit(plus_one, i));
+  long long sum = 0;
+  for (auto& f : futures) sum += f.result();
+  const double s = seconds_since(t0);
+  if (sum != static_cast<long long>(n) * (n + 1) / 2) std::fprintf(stderr, "wrong sum\n");
+  return n / s;
+}
+
+template <class Pool>
+double round_trip_p50_us(Pool& pool, int n) {
+  std::vector<double> us;
+  us.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const auto t0 = Clock::now();
+    (void)pool.submit(plus_one, i).result();
+    us.push_back(seconds_since(t0) * 1e6);
+  }
+  std::nth_element(us.begin(), us.begin() + n / 2, us.end());
+  return us[static_cast<std::size_t>(n / 2)];
+}
+
+template <class Pool>
+double big_arg_mib_per_s(Pool& pool, int n) {
+  const std::vector<std::uint8_t> big(64u << 20, 7);
+  const auto t0 = Clock::now();
+  std::vector<concur::Future<std::uint64_t>> futures;
+  for (int i = 0; i < n; ++i) futures.push_back(pool.submit(size_of, big));
+  for (auto& f : futures) {
+    if (f.result() != big.size()) std::fprintf(stderr, "wrong size\n");
+  }
+  return 64.0 * n / seconds_since(t0);
+}
+
+template <class Pool>
+void measure(const char* name, Pool& pool, const Counts& counts) {
+  (void)tiny_tasks_per_s(pool, std::min(counts.tiny, 1000));  // warm up: workers started
+  const double tiny = tiny_tasks_per_s(pool, counts.tiny);
+  const double p50 = round_trip_p50_us(pool, counts.round_trips);
+  const double big = big_arg_mib_per_s(pool, counts.big_args);
+  std::printf("%s tiny_tasks_per_s=%.0f round_trip_p50_us=%.1f big_arg_mib_per_s=%.0f\n", name,
+              tiny, p50, big);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  concur::multiprocessing::main_guard(argc, argv);  // the process pool's workers stop here
+  concur::mpi::main_guard(argc, argv);              // the MPI worker ranks serve here
+  Counts counts;
+  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) counts = Counts{500, 50, 1};
+  {
+    concur::MpiPoolExecutor pool;
+    measure("concur_mpi", pool, counts);
+  }
+  {
+    concur::ProcessPoolExecutor pool(2);
+    measure("concur_process", pool, counts);
+  }
+  return 0;
+}
