@@ -300,7 +300,7 @@ void TaskBase::set_name(std::string name) {
   extras_->name = std::move(name);
 }
 
-void TaskBase::spawn(LoopCore& core, std::source_location where) {
+void TaskBase::spawn(LoopCore& core, concur::base::source_location where) {
   if (phase_ != kLazy) {
     throw RuntimeError(
         "asyncio::create_task(): this coroutine has already been started or awaited; a coroutine "

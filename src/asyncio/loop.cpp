@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "asyncio/uv_util.hpp"
+#include "concur/base/mutex.hpp"
 #include "concur/thread_pool.hpp"
 #include "describe_exception.hpp"
 
@@ -47,7 +48,7 @@ struct CallbackHandle::State : detail::TimerNode {
   std::function<void()> fn;
   detail::LoopCore* core = nullptr;
   std::shared_ptr<State> self;  // the loop's reference while scheduled
-  std::source_location where;
+  concur::base::source_location where;
   bool cancelled = false;
   bool timed = false;
 
@@ -100,9 +101,9 @@ std::optional<Clock::time_point> CallbackHandle::when() const {
 
 namespace {
 struct Inbox {
-  std::mutex mutex;
-  std::vector<std::function<void()>> items;
-  uv_async_t* async = nullptr;  // null once the loop closes
+  base::Mutex mutex;
+  std::vector<std::function<void()>> items CONCUR_GUARDED_BY(mutex);
+  uv_async_t* async CONCUR_GUARDED_BY(mutex) = nullptr;  // null once the loop closes
 };
 
 struct SignalEntry {
@@ -138,7 +139,7 @@ void on_async(uv_async_t* handle) {
   auto* m = static_cast<EventLoop::Impl*>(handle->data);
   std::vector<std::function<void()>> items;
   {
-    std::lock_guard lock(m->inbox->mutex);
+    base::MutexLock lock(m->inbox->mutex);
     items.swap(m->inbox->items);
   }
   for (auto& fn : items) {
@@ -199,6 +200,7 @@ EventLoop::EventLoop(LoopOptions options) : impl_(std::make_unique<Impl>()) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&m.timer));
   uv_async_init(&m.uv, &m.async, &on_async);
   m.async.data = &m;
+  base::MutexLock lock(m.inbox->mutex);  // no other thread has the inbox yet; for the analysis
   m.inbox->async = &m.async;
 }
 
@@ -360,12 +362,12 @@ void EventLoop::stop() {
   impl_->stopping = true;
 }
 
-void EventLoop::spawn_here(detail::TaskBase& task, std::source_location where) {
+void EventLoop::spawn_here(detail::TaskBase& task, concur::base::source_location where) {
   require_open(*impl_, "EventLoop::create_task()");
   task.spawn(impl_->core, where);
 }
 
-CallbackHandle EventLoop::call_soon(std::function<void()> fn, std::source_location where) {
+CallbackHandle EventLoop::call_soon(std::function<void()> fn, concur::base::source_location where) {
   require_open(*impl_, "EventLoop::call_soon()");
   auto s = std::make_shared<CallbackHandle::State>();
   s->fn = std::move(fn);
@@ -377,7 +379,7 @@ CallbackHandle EventLoop::call_soon(std::function<void()> fn, std::source_locati
 }
 
 CallbackHandle EventLoop::call_at(Clock::time_point when, std::function<void()> fn,
-                                  std::source_location where) {
+                                  concur::base::source_location where) {
   require_open(*impl_, "EventLoop::call_at()");
   auto s = std::make_shared<CallbackHandle::State>();
   s->fn = std::move(fn);
@@ -393,7 +395,7 @@ CallbackHandle EventLoop::call_at(Clock::time_point when, std::function<void()> 
 }
 
 CallbackHandle EventLoop::call_later(std::chrono::nanoseconds delay, std::function<void()> fn,
-                                     std::source_location where) {
+                                     concur::base::source_location where) {
   return call_at(Clock::now() + delay, std::move(fn), where);
 }
 
@@ -407,7 +409,7 @@ std::shared_ptr<void> EventLoop::inbox() const {
 
 void detail::post_threadsafe(const std::shared_ptr<void>& inbox_ptr, std::function<void()> fn) {
   auto* inbox = static_cast<Inbox*>(inbox_ptr.get());
-  std::lock_guard lock(inbox->mutex);
+  base::MutexLock lock(inbox->mutex);
   if (!inbox->async) {
     throw RuntimeError(
         "EventLoop::call_soon_threadsafe(): Event loop is closed; the callback was not run");
@@ -523,7 +525,7 @@ void EventLoop::close() {
   }
   m.signals.clear();
   {
-    std::lock_guard lock(m.inbox->mutex);
+    base::MutexLock lock(m.inbox->mutex);
     m.inbox->async = nullptr;
     m.inbox->items.clear();
   }

@@ -941,7 +941,7 @@ void on_connection(uv_stream_t* listener, int status) {
   StreamWriter writer(s);
   try {
     Task<void> task = srv->handler(std::move(reader), std::move(writer));
-    task.base().spawn(*srv->core, std::source_location::current());
+    task.base().spawn(*srv->core, concur::base::source_location::current());
   } catch (...) {
     srv->core->report("asyncio::Server: the client handler threw before it started",
                       std::current_exception());

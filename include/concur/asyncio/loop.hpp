@@ -46,10 +46,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include "concur/base/source_location.hpp"
 
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/task.hpp"
@@ -100,7 +100,8 @@ class EventLoop {
   // Runs `main` as a task until it is done and returns its result (rethrows its exception).
   // RuntimeError if stop() ends the loop first ("Event loop stopped before Future completed").
   template <class T>
-  T run_until_complete(Task<T> main, std::source_location where = std::source_location::current()) {
+  T run_until_complete(Task<T> main, concur::base::source_location where =
+                                         concur::base::source_location::current()) {
     Task<T> task = std::move(main);
     check_can_run("EventLoop::run_until_complete()");  // before scheduling anything, as Python
     if (!task.base().spawned()) spawn_here(task.base(), where);
@@ -126,12 +127,14 @@ class EventLoop {
 
   // Runs fn in the next turn (FIFO among call_soon callbacks).
   // A callback that throws is reported to the exception handler (with where it was scheduled).
-  CallbackHandle call_soon(std::function<void()> fn,
-                           std::source_location where = std::source_location::current());
-  CallbackHandle call_later(std::chrono::nanoseconds delay, std::function<void()> fn,
-                            std::source_location where = std::source_location::current());
-  CallbackHandle call_at(Clock::time_point when, std::function<void()> fn,
-                         std::source_location where = std::source_location::current());
+  CallbackHandle call_soon(std::function<void()> fn, concur::base::source_location where =
+                                                         concur::base::source_location::current());
+  CallbackHandle call_later(
+      std::chrono::nanoseconds delay, std::function<void()> fn,
+      concur::base::source_location where = concur::base::source_location::current());
+  CallbackHandle call_at(
+      Clock::time_point when, std::function<void()> fn,
+      concur::base::source_location where = concur::base::source_location::current());
   // From any thread: runs fn on the loop's thread in its next turn, waking the loop if it sleeps.
   // RuntimeError if the loop is closed.
   void call_soon_threadsafe(std::function<void()> fn);
@@ -140,8 +143,9 @@ class EventLoop {
   std::shared_ptr<void> inbox() const;
 
   template <class T>
-  Task<T> create_task(Task<T> task, std::string name = {},
-                      std::source_location where = std::source_location::current()) {
+  Task<T> create_task(
+      Task<T> task, std::string name = {},
+      concur::base::source_location where = concur::base::source_location::current()) {
     spawn_here(task.base(), where);
     if (!name.empty()) task.set_name(std::move(name));
     return task;
@@ -175,7 +179,7 @@ class EventLoop {
   struct Impl;
 
  private:
-  void spawn_here(detail::TaskBase& task, std::source_location where);
+  void spawn_here(detail::TaskBase& task, concur::base::source_location where);
   // RuntimeError if the loop is closed, running, or another loop runs on this thread.
   void check_can_run(const char* who) const;
   void run_until_done(detail::TaskBase& task);
@@ -216,7 +220,7 @@ struct SigintGuard {
 // KeyboardInterrupt if SIGINT cancelled it.
 template <class T>
 T run(Task<T> main, RunOptions options = {},
-      std::source_location where = std::source_location::current()) {
+      concur::base::source_location where = concur::base::source_location::current()) {
   if (detail::running_core()) {
     throw RuntimeError(
         "asyncio::run() cannot be called from a running event loop; co_await the coroutine "

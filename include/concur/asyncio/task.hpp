@@ -46,11 +46,11 @@
 #include <memory>
 #include <new>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include "concur/base/source_location.hpp"
 
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/errors.hpp"
@@ -98,7 +98,7 @@ class TaskBase {
   void set_name(std::string name);
   // "task NAME (created at FILE:LINE)", for reports.
   std::string describe() const;
-  const std::source_location& created_at() const { return created_at_; }
+  const concur::base::source_location& created_at() const { return created_at_; }
   // The message given to cancel(), if any.
   std::string cancel_message() const { return extras_ ? extras_->cancel_message : std::string(); }
 
@@ -130,7 +130,7 @@ class TaskBase {
   void set_gathering() noexcept { gathering_ = true; }
 
   // create_task(): schedules a lazy task on `core`.
-  void spawn(LoopCore& core, std::source_location where);
+  void spawn(LoopCore& core, concur::base::source_location where);
 
   // The coroutine's last step (final_suspend). Returns the coroutine to run next.
   std::coroutine_handle<> on_final() noexcept;
@@ -172,7 +172,7 @@ class TaskBase {
     std::string cancel_message;
   };
   std::unique_ptr<Extras> extras_;
-  std::source_location created_at_;
+  concur::base::source_location created_at_;
   std::uint32_t refs_ = 1;
   std::uint32_t id_ = 0;
   std::uint16_t cancel_requests_ = 0;
@@ -363,7 +363,7 @@ class Task {
   std::string get_name() const { return base().name(); }
   void set_name(std::string name) { base().set_name(std::move(name)); }
   // Where create_task() was called (for debug reports).
-  const std::source_location& created_at() const { return base().created_at(); }
+  const concur::base::source_location& created_at() const { return base().created_at(); }
 
   // co_await task: runs a lazy task inline, or waits for a spawned one; yields its result.
   auto operator co_await() const& {
@@ -422,8 +422,9 @@ detail::TaskBase* current_task() noexcept;
 // Schedules a lazy task to run concurrently on the running loop and returns it (the same handle).
 // Throws RuntimeError when no loop runs on this thread or the task was already started.
 template <class T>
-Task<T> create_task(Task<T> task, std::string name = {},
-                    std::source_location where = std::source_location::current()) {
+Task<T> create_task(
+    Task<T> task, std::string name = {},
+    concur::base::source_location where = concur::base::source_location::current()) {
   detail::TaskBase& b = task.base();
   b.spawn(detail::require_core("asyncio::create_task"), where);
   if (!name.empty()) b.set_name(std::move(name));

@@ -84,7 +84,7 @@ inline TaskBase& require_task(LoopCore& core, const char* who) {
 
 template <class T>
 void ensure_spawned(Task<T>& t, LoopCore& core) {
-  if (!t.base().spawned()) t.base().spawn(core, std::source_location::current());
+  if (!t.base().spawned()) t.base().spawn(core, concur::base::source_location::current());
 }
 
 // Waits on a set of tasks until a condition holds (see Mode), a deadline passes, or the waiting
@@ -655,8 +655,9 @@ class TaskGroup {
   // failure (Python 3.12: "TaskGroup is shutting down"); the refused coroutine is then closed, as
   // Python closes it: dropping it is not reported as "never awaited" in debug mode.
   template <class T>
-  Task<T> create_task(Task<T> task, std::string name = {},
-                      std::source_location where = std::source_location::current()) {
+  Task<T> create_task(
+      Task<T> task, std::string name = {},
+      concur::base::source_location where = concur::base::source_location::current()) {
     try {
       check_open();
     } catch (...) {
@@ -695,7 +696,6 @@ class TaskGroup {
   std::exception_ptr base_error_;  // the first KeyboardInterrupt: re-raised bare
   detail::Suspension* exit_waiter_ = nullptr;
   bool exiting_ = false;
-  bool finished_ = false;
   bool aborting_ = false;
   bool parent_cancel_requested_ = false;
 };
