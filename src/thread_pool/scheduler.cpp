@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "concur/errors.hpp"
 #include "describe_exception.hpp"
@@ -53,6 +54,12 @@ struct Scheduler::Worker final : HelpingContext {
 
   // Guarded by pool.idle_mu_ (not annotated: the analysis cannot name another object's mutex).
   bool in_idle = false;
+
+  // True from the moment this worker's top-level task returned until it takes another task or a
+  // submit counts on it to take one (claim_finished_worker()): a worker about to look for work,
+  // which Python's rule counts as idle. A new worker is not idle until it has finished a task, as
+  // in Python, whose thread releases the idle semaphore only once it has found no work.
+  std::atomic<bool> finished_task{false};
 };
 
 thread_local Scheduler::Worker* Scheduler::current_ = nullptr;
@@ -107,14 +114,17 @@ void Scheduler::submit(StateBase* task) {
     }
   } leave{*this};
   refuse_if_closed(gate, task);
+  bool provided_for = false;
   try {
-    maybe_spawn();
+    provided_for = maybe_spawn();
   } catch (...) {
     task->abandon();
     throw;
   }
   injector_.push(task);
-  notify();
+  // One submit starts at most one thread: a worker just started, or one that has just finished
+  // its task, takes this task without anyone waking it.
+  notify(/*may_spawn=*/!provided_for);
 }
 
 void Scheduler::refuse_if_closed(std::uint64_t gate, StateBase* task) {
@@ -130,8 +140,24 @@ void Scheduler::refuse_if_closed(std::uint64_t gate, StateBase* task) {
   }
 }
 
+bool Scheduler::claim_finished_worker() noexcept {
+  // Only reached when a thread would otherwise start, so the scan costs nothing on the paths
+  // where a worker is searching or parked. The exchange makes each finished worker count for one
+  // submit only, as each release of Python's idle semaphore does.
+  const std::size_t n = num_workers_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* worker = workers_[i].get();
+    if (worker == current_ || !worker->finished_task.load(std::memory_order_relaxed)) continue;
+    if (worker->finished_task.exchange(false, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
 void Scheduler::spawn_if_room() noexcept {
   if (num_workers_.load(std::memory_order_acquire) >= max_workers_) return;
+  // A worker still starting will look at every queue before it sleeps: no thread is needed for
+  // the work in sight, and Python never starts more threads than submits.
+  if (starting_.load(std::memory_order_acquire) != 0 || claim_finished_worker()) return;
   try {
     base::MutexLock lock(spawn_mu_);
     if (num_workers_.load(std::memory_order_relaxed) < max_workers_ && !spawning_closed_) {
@@ -143,39 +169,46 @@ void Scheduler::spawn_if_room() noexcept {
   }
 }
 
-void Scheduler::maybe_spawn() {
+bool Scheduler::maybe_spawn() {
   // As Python's ThreadPoolExecutor, which starts a thread per submit unless an idle one takes
-  // the task: start one while fewer than max_workers exist and either no worker is idle (parked
-  // or searching) or tasks are already waiting that the idle ones have not taken.
-  if (num_workers_.load(std::memory_order_acquire) >= max_workers_) return;
+  // the task: start one while fewer than max_workers exist and either no worker is idle (parked,
+  // searching, or just finished with its task) or tasks are already waiting that the idle ones
+  // have not taken. True if a worker was started or claimed for this submit.
+  if (num_workers_.load(std::memory_order_acquire) >= max_workers_) return false;
   const std::uint64_t word = sleep_word_.load(std::memory_order_acquire);
-  if ((searching_of(word) != 0 || idle_of(word) != 0) && !work_visible()) return;
+  if ((searching_of(word) != 0 || idle_of(word) != 0) && !work_visible()) return false;
+  if (claim_finished_worker()) return true;
   base::MutexLock lock(spawn_mu_);
-  if (num_workers_.load(std::memory_order_relaxed) >= max_workers_ || spawning_closed_) return;
-  spawn_worker();
+  if (num_workers_.load(std::memory_order_relaxed) >= max_workers_ || spawning_closed_) {
+    return false;
+  }
+  return spawn_worker();
 }
 
-void Scheduler::spawn_worker() {
+bool Scheduler::spawn_worker() {
   const std::size_t i = num_workers_.load(std::memory_order_relaxed);
   auto worker = std::make_unique<Worker>(*this, i, name_prefix_ + "_" + std::to_string(i));
   Worker* raw = worker.get();
+  starting_.fetch_add(1, std::memory_order_acq_rel);  // before the thread can count itself out
   try {
     raw->thread = std::thread([this, raw] { worker_main(*raw); });
   } catch (const std::system_error& e) {
+    starting_.fetch_sub(1, std::memory_order_acq_rel);
     // Python raises from submit() too; with other workers alive we carry on with them.
-    if (i > 0) return;
+    if (i > 0) return false;
     throw RuntimeError(std::string("concur::ThreadPoolExecutor::submit(): could not start a worker "
                                    "thread (") +
                        e.what() + "); lower max_workers or raise the process's thread limit");
   }
   workers_[i] = std::move(worker);
   num_workers_.store(i + 1, std::memory_order_release);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Waking and sleeping
 
-void Scheduler::notify() noexcept {
+void Scheduler::notify(bool may_spawn) noexcept {
   // The push before this was a seq_cst store or exchange, and this is a seq_cst load; a parking
   // worker does a seq_cst read-modify-write here and then seq_cst loads of the queues. In the
   // single total order of those operations one side comes first, so either we see the sleeper or
@@ -185,7 +218,7 @@ void Scheduler::notify() noexcept {
     if (idle_of(word) == 0) {
       // Every worker is busy. A searcher that took the last visible task just before a submit
       // checked (so the submit saw a searcher and started no thread) ends up here too.
-      spawn_if_room();
+      if (may_spawn) spawn_if_room();
       return;
     }
     Worker* sleeper = nullptr;
@@ -329,6 +362,7 @@ StateBase* Scheduler::next_task(Worker& worker, Condition* awaited, const Deadli
                       (task = find_task(worker)) != nullptr || (awaited == nullptr && may_exit()) ||
                       (deadline && Clock::now() >= *deadline);
     if (stop) {
+      if (task != nullptr) worker.finished_task.store(false, std::memory_order_relaxed);
       if (worker.searching) stop_searching(worker);
       return task;
     }
@@ -382,7 +416,13 @@ void Scheduler::worker_main(Worker& worker) {
   }
   // A worker whose initializer failed stays, failing tasks instead of running them, so that even
   // a pool whose every initializer failed completes every future it accepted.
-  while (StateBase* task = next_task(worker, nullptr, std::nullopt)) run_task(worker, task);
+  callable_returned_flag = &worker.finished_task;
+  starting_.fetch_sub(1, std::memory_order_acq_rel);
+  while (StateBase* task = next_task(worker, nullptr, std::nullopt)) {
+    run_task(worker, task);
+    worker.finished_task.store(true, std::memory_order_relaxed);  // also after a cancelled task
+  }
+  callable_returned_flag = nullptr;
   current_helping_context() = nullptr;
   current_ = nullptr;
 }
@@ -390,9 +430,15 @@ void Scheduler::worker_main(Worker& worker) {
 bool Scheduler::help_until(Worker& worker, Condition& condition, const Deadline& deadline) {
   if (worker.help_depth >= kMaxHelpDepth) return park_until(condition, deadline);
   ++worker.help_depth;
+  // A task run while helping returns into the task that waits, which is still running: it must not
+  // mark the worker as finished.
   struct Unnest {
     unsigned& depth;
-    ~Unnest() { --depth; }
+    std::atomic<bool>* flag = std::exchange(callable_returned_flag, nullptr);
+    ~Unnest() {
+      --depth;
+      callable_returned_flag = flag;
+    }
   } unnest{worker.help_depth};
   while (StateBase* task = next_task(worker, &condition, deadline)) run_task(worker, task);
   return condition.ready();

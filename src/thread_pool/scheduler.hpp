@@ -23,6 +23,13 @@
 // submit can wake and a waiter that the future's completion wakes. Nested waits therefore never
 // deadlock the pool, whatever its size.
 //
+// Starting threads (Python's rule: a submit starts one thread unless a worker is idle). A worker
+// counts as idle while it searches or is parked, and also from the moment its task's callable has
+// returned (flagged before the future completes, so `submit(f).result()` in a loop reuses one
+// thread) until it takes work; a submit that finds no other idle worker claims such a one, so each
+// finished worker answers for one submit, as each release of Python's idle semaphore does. That
+// check runs only when a thread would otherwise start, never when a worker is searching or parked.
+//
 // Shutdown. `gate_` counts submits in progress and carries the shutdown and broken bits; a worker
 // exits only when shutdown is set, no submit is in progress and no queue holds a task, so a task
 // whose submit() returned is always run or cancelled.
@@ -102,7 +109,7 @@ class Scheduler {
   bool work_visible() const noexcept;
   bool may_exit() const noexcept;
 
-  void notify() noexcept;
+  void notify(bool may_spawn = true) noexcept;
   void stop_searching(Worker& worker) noexcept;
   bool try_start_searching(Worker& worker) noexcept;
   void park(Worker& worker, Condition* awaited, const Deadline& deadline);
@@ -110,9 +117,10 @@ class Scheduler {
   void wake_all() noexcept;
 
   void refuse_if_closed(std::uint64_t gate, StateBase* task);
-  void maybe_spawn();
+  bool maybe_spawn();
+  bool claim_finished_worker() noexcept;
   void spawn_if_room() noexcept;
-  void spawn_worker() CONCUR_REQUIRES(spawn_mu_);
+  bool spawn_worker() CONCUR_REQUIRES(spawn_mu_);
   void break_pool(std::exception_ptr error) noexcept;
   void drain(const std::function<void(StateBase*)>& dispose) noexcept;
   void join_all();
@@ -124,6 +132,8 @@ class Scheduler {
 
   std::unique_ptr<std::unique_ptr<Worker>[]> workers_;
   std::atomic<std::size_t> num_workers_{0};
+  // Workers started and not yet looking for work (still in their initializer, say).
+  std::atomic<std::uint32_t> starting_{0};
 
   alignas(64) std::atomic<std::uint64_t> gate_{0};
   alignas(64) std::atomic<std::uint64_t> sleep_word_{0};

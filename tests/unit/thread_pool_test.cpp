@@ -181,12 +181,64 @@ TEST(ThreadPool, SaturationStartsExactlyMaxWorkersThreads) {
   pool.shutdown(true);
 }
 
+// test_thread_pool.py: test_idle_thread_reuse.
+TEST(ThreadPool, SequentialSubmitsReuseTheIdleThread) {
+  ThreadPoolExecutor pool;
+  EXPECT_EQ(pool.submit([] { return 21 * 2; }).result(), 42);
+  EXPECT_EQ(pool.submit([] { return 6 * 7; }).result(), 42);
+  EXPECT_EQ(pool.submit([] { return 3 * 14; }).result(), 42);
+  EXPECT_EQ(pool.thread_count(), 1u);
+  pool.shutdown(true);
+}
+
+// Issue 17: the first submit started two workers (the submit started one, then its wake-up found
+// no idle worker and started another).
+TEST(ThreadPool, FirstSubmitStartsOneThread) {
+  ThreadPoolExecutor pool(8);
+  EXPECT_EQ(pool.submit([] { return 1; }).result(), 1);
+  EXPECT_EQ(pool.thread_count(), 1u);
+}
+
+// The same as test_idle_thread_reuse, many times over: the worker counts as idle from the moment
+// its task returned, so a submit right after result() never races it into starting a thread.
 TEST(ThreadPool, ReusesIdleThreadsInsteadOfStartingNewOnes) {
   ThreadPoolExecutor pool(8);
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(pool.submit([i] { return i * 2; }).result(), i * 2);
-  // Python may start a second thread when a submit races the first worker going idle; starting
-  // one per submit would reach 8.
-  EXPECT_LE(pool.thread_count(), 2u);
+  for (int i = 0; i < 100 * kStressScale; ++i) {
+    ASSERT_EQ(pool.submit([i] { return i * 2; }).result(), i * 2);
+  }
+  EXPECT_EQ(pool.thread_count(), 1u);
+}
+
+// Python's rule the other way round: a submit while every worker is busy starts a thread.
+TEST(ThreadPool, SubmitWhileTheOnlyWorkerIsBusyStartsASecondThread) {
+  ThreadPoolExecutor pool(8);
+  Event release;
+  Future<void> busy = pool.submit([&] { release.wait(); });
+  Future<int> second = pool.submit([] { return 2; });
+  EXPECT_EQ(second.result(), 2);  // runs beside the blocked one
+  EXPECT_EQ(pool.thread_count(), 2u);
+  release.set();
+  busy.result();
+}
+
+// One finished worker answers for one submit: two tasks submitted after it finished, which must
+// run at the same time, both start (the second gets a thread of its own).
+TEST(ThreadPool, TwoSubmitsAfterATaskFinishedBothRunAtOnce) {
+  ThreadPoolExecutor pool(4);
+  for (int round = 0; round < 20; ++round) {
+    pool.submit([] {}).result();
+    std::atomic<int> started{0};
+    auto meet = [&] {
+      started.fetch_add(1);
+      // Each waits for the other; bounded, so a failure is reported and not a hang.
+      return eventually([&] { return started.load() == 2; });
+    };
+    Future<bool> a = pool.submit(meet);
+    Future<bool> b = pool.submit(meet);
+    ASSERT_TRUE(a.result()) << "round " << round;
+    ASSERT_TRUE(b.result()) << "round " << round;
+  }
+  EXPECT_LE(pool.thread_count(), 4u);
 }
 
 TEST(ThreadPool, MapWithZeroTimeoutCancelsTheCurrentAndTheRest) {

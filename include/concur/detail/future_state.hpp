@@ -219,6 +219,12 @@ class State<void> : public StateBase {
   void set_exception_ptr(std::exception_ptr e) noexcept { this->exception_ = std::move(e); }
 };
 
+// Set by a thread pool's worker while it runs a task at top level. TaskState::run() stores true
+// there once the callable has returned and before the future completes, so a thread woken by the
+// result already sees that worker as about to look for work: Python's rule starts a new thread only
+// while no worker is idle, and a submit right after result() must not count this one as busy.
+constinit inline thread_local std::atomic<bool>* callable_returned_flag = nullptr;
+
 // A submitted task: the state plus the callable, in one allocation. The callable is destroyed as
 // soon as it has run (or been abandoned), before the future completes, so that whatever it
 // captured is released by the time result() returns.
@@ -242,6 +248,9 @@ class TaskState final : public State<T> {
         this->set_exception_ptr(std::current_exception());
       }
       drop_callable();
+      if (std::atomic<bool>* flag = callable_returned_flag) {
+        flag->store(true, std::memory_order_relaxed);  // published by finish()'s release
+      }
       this->finish();
     } else {
       drop_callable();
