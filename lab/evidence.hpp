@@ -3,7 +3,7 @@
 // - (Source, Threshold and Judgement, the report's vocabulary, are in lab.hpp.)
 // - A verdict is a pure function of this run's measurements: each experiment has a judge that
 //   takes its measurements and returns a Judgement, so unit tests can feed it synthetic figures
-//   and reach every branch (tests/unit/lab_judges_test.cpp).
+//   and reach every branch (tests/unit/lab_judges/).
 // - Thresholds come from the claim's words or first principles, are declared beside the judge
 //   with a one-line reason, and are reported (Report::threshold) so the page and the JSON show
 //   what the figures were held against.

@@ -1,9 +1,11 @@
 // lab/lab.hpp: what an experiment of concur-lab is, and the report it fills in.
 //
-// One experiment, one file (lab/experiments/<name>.cpp), as pyperformance keeps one benchmark per
-// folder. Each opens with the tutorial's claim in our own words, then its workload, constants and
-// thresholds; it measures, checks that its own answers are right (a wrong answer fails the run
-// loudly instead of yielding a verdict), and computes its verdict from the numbers it measured.
+// One experiment, one pair of files, as pyperformance keeps one benchmark per folder:
+// lab/experiments/<name>.hpp holds its measurements, its thresholds (each with its reason) and its
+// judge, a pure function of the measurements that unit tests reach branch by branch
+// (tests/unit/lab_judges/); lab/experiments/<name>.cpp opens with the tutorial's claim in our own
+// words, then its workload: it measures, checks that its own answers are right (a wrong answer
+// fails the run loudly instead of yielding a verdict), and hands the figures to the judge.
 // Nothing in a verdict is written in advance: the text that explains it is built from the figures.
 #pragma once
 
@@ -58,7 +60,7 @@ struct Options {
   bool quick = false;  // each experiment in a few seconds, smaller workloads
   std::string python = support::kDefaultPython;  // the CPython every verdict about Python uses
   std::vector<std::string> more_pythons;  // further interpreters shown beside it (--python again)
-  std::string out_dir = "lab-report";  // where pictures and report.html go
+  std::string out_dir = "lab-report";     // where pictures and report.html go
 };
 
 // Thrown by Report::check(): the experiment measured something impossible, so no verdict.
@@ -106,11 +108,6 @@ class Report {
   // The verdict, and which runtime's figures it came from.
   void verdict(Verdict v, std::string because, Source source);
   void verdict(const Judgement& j, Source source);
-  // Transitional: a verdict whose source is not stated yet; shown as "source not stated".
-  void verdict(Verdict v, std::string because) {
-    verdict_ = v;
-    because_ = std::move(because);
-  }
 
   const std::string& claim() const { return claim_; }
   const std::string& quote() const { return quote_; }

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "cores.hpp"
 #include "lab.hpp"
 
 namespace {
@@ -55,9 +56,9 @@ std::string load_note() {
   if (std::isnan(load)) return "The machine's load average could not be read.";
   char text[160];
   std::snprintf(text, sizeof text,
-                "Load average when this experiment started: %.2f on %u cores (other work on the "
-                "machine slows these figures down).",
-                load, std::thread::hardware_concurrency());
+                "Load average when this experiment started: %.2f, with %u cores usable by this "
+                "run (other work on the machine slows these figures down).",
+                load, support::usable_cores());
   return text;
 }
 

@@ -3,9 +3,16 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+
+#include "cores.hpp"
+#include "machine.hpp"
+#include "subprocess.hpp"
 
 namespace concur::lab {
 
@@ -120,6 +127,44 @@ std::string format_ratio(double x) {
 
 // ---------------------------------------------------------------------------------------------
 
+RunHeader make_header(int argc, char** argv, const Options& options) {
+  RunHeader h;
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  h.date = date;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) h.command_line += ' ';
+    h.command_line += argv[i];
+  }
+  h.commit = "unknown";
+#ifdef CONCUR_SOURCE_DIR
+  try {
+    const auto git = support::run_command(
+        {"git", "-C", CONCUR_SOURCE_DIR, "describe", "--always", "--dirty", "--abbrev=12"},
+        std::chrono::seconds(20));
+    if (!git.timed_out && git.exit_code == 0 && !git.out.empty()) {
+      h.commit = git.out.substr(0, git.out.find('\n'));
+    }
+  } catch (const std::exception&) {
+    // no git here: the commit stays unknown
+  }
+#endif
+  h.machine = support::describe(support::machine_info());
+  const support::CoreBudget cores = support::core_budget();
+  h.cores = cores.explanation;  // "2 usable: 2 of 2 online cores in the affinity mask; ..."
+  std::vector<std::string> pythons{options.python};
+  pythons.insert(pythons.end(), options.more_pythons.begin(), options.more_pythons.end());
+  for (const std::string& path : pythons) {
+    support::Python python(path);
+    h.pythons.push_back(python.unavailable()
+                            ? fmt::format("{}: unusable ({})", path, *python.unavailable())
+                            : fmt::format("CPython {} ({})", python.version(), path));
+  }
+  h.quick = options.quick;
+  return h;
+}
+
 void print_report(const RunResult& r) {
   fmt::print("\n=== {} ===\n", r.name);
   if (!r.report.claim().empty()) {
@@ -145,13 +190,19 @@ void print_report(const RunResult& r) {
     for (const auto& row : t.rows) print_row(row);
   }
   for (const std::string& n : r.report.notes()) fmt::print("note: {}\n", n);
+  for (const Threshold& t : r.report.thresholds()) {
+    fmt::print("threshold {} = {:g}: {}\n", t.name, t.value, t.reason);
+  }
   for (const Figure& f : r.report.figures())
     fmt::print("picture: {} ({})\n", f.file_name, f.caption);
   if (!r.error.empty()) {
     fmt::print("\nFAILED: {}\n", r.error);
   } else if (auto v = r.report.verdict()) {
-    fmt::print("\nVerdict: {}. {}\n", to_string(*v), r.report.because());
+    fmt::print("\nVerdict: {} (from {}). {}\n", to_string(*v),
+               r.report.source() ? to_string(*r.report.source()) : "source not stated",
+               r.report.because());
   }
+  std::fflush(stdout);
 }
 
 nlohmann::json to_json(const RunResult& r) {
@@ -160,10 +211,22 @@ nlohmann::json to_json(const RunResult& r) {
   j["claim"] = r.report.claim();
   j["quote"] = r.report.quote();
   j["seconds"] = r.seconds;
+  j["chapter"] = static_cast<int>(r.chapter);
+  j["chapter_title"] = to_string(r.chapter);
   if (!r.error.empty()) j["error"] = r.error;
   if (auto v = r.report.verdict()) {
     j["verdict"] = to_string(*v);
     j["because"] = r.report.because();
+  }
+  // A field, not only text: which runtime's figures the verdict came from.
+  if (const auto& source = r.report.source()) {
+    j["source"] = *source == Source::kCPython       ? "cpython"
+                  : *source == Source::kConcurModel ? "concur-model"
+                                                    : "native";
+    j["source_text"] = to_string(*source);
+  }
+  for (const Threshold& t : r.report.thresholds()) {
+    j["thresholds"].push_back({{"name", t.name}, {"value", t.value}, {"reason", t.reason}});
   }
   for (const auto& [name, value] : r.report.figures_measured()) {
     j["measured"][name] = {{"value", value.first}, {"unit", value.second}};
@@ -181,104 +244,18 @@ nlohmann::json to_json(const RunResult& r) {
   return j;
 }
 
-namespace {
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '<') {
-      out += "&lt;";
-    } else if (c == '>') {
-      out += "&gt;";
-    } else if (c == '&') {
-      out += "&amp;";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-const char* verdict_colour(const RunResult& r) {
-  if (!r.error.empty()) return "#b00020";
-  switch (r.report.verdict().value_or(Verdict::kInconclusive)) {
-    case Verdict::kConfirmed:
-      return "#2e7d32";
-    case Verdict::kPartlyTrue:
-      return "#ef6c00";
-    case Verdict::kRefuted:
-      return "#c62828";
-    case Verdict::kInconclusive:
-      return "#616161";
-  }
-  return "#616161";
-}
-
-}  // namespace
-
-void write_outputs(const std::vector<RunResult>& results, const std::string& machine,
-                   const Options& options) {
-  namespace fs = std::filesystem;
-  fs::create_directories(options.out_dir);
-  std::string html = fmt::format(
-      "<!doctype html><html><head><meta charset=\"utf-8\"><title>concur-lab report</title>"
-      "<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}"
-      "table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;"
-      "text-align:left}}.verdict{{color:#fff;padding:2px 8px;border-radius:4px}}"
-      "blockquote{{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1em}}</style>"
-      "</head><body><h1>concur-lab: the tutorial's claims, measured</h1><p>{}</p>"
-      "<p>Run: {}{}</p>",
-      html_escape(machine), options.quick ? "--quick (small workloads)" : "full workloads", "");
-  html += "<h2>Summary</h2><table><tr><th>experiment</th><th>verdict</th></tr>";
-  for (const RunResult& r : results) {
-    html += fmt::format(
-        "<tr><td><a href=\"#{0}\">{0}</a></td><td><span class=\"verdict\" "
-        "style=\"background:{1}\">{2}</span></td></tr>",
-        r.name, verdict_colour(r),
-        r.error.empty() ? to_string(r.report.verdict().value_or(Verdict::kInconclusive))
-                        : "failed");
-  }
-  html += "</table>";
-  for (const RunResult& r : results) {
-    html += fmt::format("<h2 id=\"{0}\">{0}</h2>", r.name);
-    if (!r.report.claim().empty()) {
-      html += fmt::format("<p><b>The tutorial says:</b> {}</p><blockquote>\"{}\"</blockquote>",
-                          html_escape(r.report.claim()), html_escape(r.report.quote()));
-    }
-    for (const Table& t : r.report.tables()) {
-      html += fmt::format("<p><b>{}</b></p><table><tr>", html_escape(t.title));
-      for (const auto& h : t.header) html += "<th>" + html_escape(h) + "</th>";
-      html += "</tr>";
-      for (const auto& row : t.rows) {
-        html += "<tr>";
-        for (const auto& cell : row) html += "<td>" + html_escape(cell) + "</td>";
-        html += "</tr>";
-      }
-      html += "</table>";
-    }
-    for (const Figure& f : r.report.figures()) {
-      std::ofstream(fs::path(options.out_dir) / f.file_name) << f.svg;
-      html += fmt::format("<figure>{}<figcaption>{}</figcaption></figure>", f.svg,
-                          html_escape(f.caption));
-    }
-    for (const Attachment& a : r.report.attachments()) {
-      std::ofstream(fs::path(options.out_dir) / a.file_name) << a.content;
-      html += fmt::format("<p>File: <a href=\"{0}\">{0}</a> ({1})</p>", a.file_name,
-                          html_escape(a.what));
-    }
-    for (const std::string& n : r.report.notes()) html += "<p><i>" + html_escape(n) + "</i></p>";
-    if (!r.error.empty()) {
-      html += fmt::format(
-          "<p><span class=\"verdict\" style=\"background:#b00020\">failed</span> {}"
-          "</p>",
-          html_escape(r.error));
-    } else if (auto v = r.report.verdict()) {
-      html += fmt::format("<p><span class=\"verdict\" style=\"background:{}\">{}</span> {}</p>",
-                          verdict_colour(r), to_string(*v), html_escape(r.report.because()));
-    }
-  }
-  html += "</body></html>\n";
-  std::ofstream(fs::path(options.out_dir) / "report.html") << html;
+nlohmann::json to_json(const RunHeader& h, const std::vector<RunResult>& results) {
+  nlohmann::json j;
+  j["date"] = h.date;
+  j["commit"] = h.commit;
+  j["command_line"] = h.command_line;
+  j["machine"] = h.machine;
+  j["cores"] = h.cores;
+  j["pythons"] = h.pythons;
+  j["quick"] = h.quick;
+  j["experiments"] = nlohmann::json::array();
+  for (const RunResult& r : results) j["experiments"].push_back(to_json(r));
+  return j;
 }
 
 }  // namespace concur::lab

@@ -2,8 +2,10 @@
 //
 // timeline(): lanes of spans over time (which thread ran or held what, when), as a Gantt chart.
 // bars(): one horizontal bar per value, labelled, for comparing a measurement across variants.
+// Both give every mark a <title>, so a browser shows its value on hover.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,10 @@ struct Bar {
   int kind = 0;
 };
 
-std::string bars(const std::string& title, const std::string& unit, const std::vector<Bar>& bars);
+// A horizontal value axis with its unit; a log axis when the values span two orders of magnitude
+// or more; each bar's value on hover (<title>); `reference` (when not NaN) drawn as a dashed line
+// labelled `reference_label` ("alone", "ideal").
+std::string bars(const std::string& title, const std::string& unit, const std::vector<Bar>& bars,
+                 double reference = NAN, const std::string& reference_label = "alone");
 
 }  // namespace concur::lab::svg

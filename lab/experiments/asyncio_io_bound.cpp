@@ -17,10 +17,11 @@
 // Every answer is checked against its request, in input order; the server also counts the
 // requests it held at once.
 //
-// Verdict: on CPython's asyncio (the tutorial's subject; concur's coroutines when CPython cannot
-// run): confirmed when the concurrent run takes at most kNearOneWait x latency while the
-// sequential one takes at least kNearAllWaits x kUrls x latency; partly true when the coroutines
-// still beat the sequential run by kSomeHelp x; refuted otherwise.
+// Verdict (asyncio_io_bound.hpp): on CPython's asyncio (the tutorial's subject; concur's coroutines
+// when CPython cannot run, and the verdict says so): confirmed when the concurrent run takes at
+// most kNearOneWait x latency while the sequential one takes at least kNearAllWaits x kUrls x
+// latency; partly true when the coroutines still beat the sequential run by kSomeHelp x; refuted
+// otherwise.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -40,16 +41,46 @@
 #include <thread>
 #include <vector>
 
+#include "asyncio_io_bound.hpp"
 #include "lab.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
+namespace asyncio_io_bound {
+
+std::vector<Threshold> thresholds() {
+  return {{"near_one_wait", kNearOneWait,
+           "about one wait: half a wait of slack for connecting and scheduling ten coroutines"},
+          {"near_all_waits", kNearAllWaits,
+           "the sequential run must have waited every wait (timer rounding allowed)"},
+          {"some_help", kSomeHelp, "below a 2x gain the waits did not overlap usefully"}};
+}
+
+Judgement judge(const Measurements& m) {
+  const double speedup = m.sequential_s / m.coroutines_s;
+  const std::string numbers = fmt::format(
+      "In {}, {} fetches that each wait {} took {} one after another and {} as coroutines on one "
+      "thread ({} of one wait, {} faster).",
+      m.from_cpython ? "CPython's asyncio" : "concur's coroutines (CPython was not measured)",
+      m.waits, format_seconds(m.latency_s), format_seconds(m.sequential_s),
+      format_seconds(m.coroutines_s), format_ratio(m.coroutines_s / m.latency_s),
+      format_ratio(speedup));
+  if (m.coroutines_s <= kNearOneWait * m.latency_s &&
+      m.sequential_s >= kNearAllWaits * m.waits * m.latency_s) {
+    return {Verdict::kConfirmed, numbers + " The waits overlapped on a single thread."};
+  }
+  if (speedup >= kSomeHelp) {
+    return {Verdict::kPartlyTrue,
+            numbers + " Coroutines help, but the run is not close to one wait."};
+  }
+  return {Verdict::kRefuted, numbers + " The waits did not overlap."};
+}
+
+}  // namespace asyncio_io_bound
+
 namespace {
 
 constexpr int kUrls = 10;
-constexpr double kNearOneWait = 1.5;
-constexpr double kNearAllWaits = 0.9;
-constexpr double kSomeHelp = 2.0;
 constexpr const char* kHost = "127.0.0.1";
 
 using Clock = std::chrono::steady_clock;
@@ -333,7 +364,7 @@ void run(const Options& options, Report& report) {
 
   double subject_seq = seq.wall;
   double subject_co = co.wall;
-  std::string subject = "concur's coroutines (CPython was not measured)";
+  bool from_cpython = false;
   if (auto python = cpython_for(options, report)) {
     const auto j =
         python->run_json("asyncio_io_bound.py",
@@ -370,35 +401,26 @@ void run(const Options& options, Report& report) {
     report.measured("cpython_sequential_s", subject_seq, "s");
     report.measured("cpython_asyncio_s", subject_co, "s");
     report.measured("cpython_threads_s", py_thr, "s");
-    subject = py + "'s asyncio";
+    from_cpython = true;
   }
   report.table(std::move(table));
   report.figure({"asyncio-io-bound.svg",
                  "Wall time of the ten fetches: one after another vs all at once (coroutines or "
                  "threads).",
-                 svg::bars("Ten fetches of a slow local server", "s", bars)});
+                 svg::bars("Ten fetches of a slow local server", "s", bars, latency, "one wait")});
 
-  const double speedup = subject_seq / subject_co;
-  const std::string numbers = fmt::format(
-      "In {}, {} fetches that each wait {} took {} one after another and {} as coroutines on one "
-      "thread ({} of one wait, {} faster); concur's coroutines took {} ({} of one wait) and its "
-      "threads {}.",
-      subject, kUrls, format_seconds(latency), format_seconds(subject_seq),
-      format_seconds(subject_co), format_ratio(subject_co / latency), format_ratio(speedup),
-      format_seconds(co.wall), format_ratio(co.wall / latency), format_seconds(thr.wall));
-  if (subject_co <= kNearOneWait * latency && subject_seq >= kNearAllWaits * kUrls * latency) {
-    report.verdict(Verdict::kConfirmed, numbers + " The waits overlapped on a single thread.");
-  } else if (speedup >= kSomeHelp) {
-    report.verdict(Verdict::kPartlyTrue,
-                   numbers + " Coroutines help, but the run is not close to one wait.");
-  } else {
-    report.verdict(Verdict::kRefuted, numbers + " The waits did not overlap.");
-  }
+  for (const Threshold& t : asyncio_io_bound::thresholds()) report.threshold(t);
+  const asyncio_io_bound::Measurements m{from_cpython, kUrls, latency, subject_seq, subject_co};
+  Judgement j = asyncio_io_bound::judge(m);
+  j.because += fmt::format(" concur's coroutines took {} ({} of one wait) and its threads {}.",
+                           format_seconds(co.wall), format_ratio(co.wall / latency),
+                           format_seconds(thr.wall));
+  report.verdict(j, from_cpython ? Source::kCPython : Source::kConcurModel);
 }
 
 const bool registered = register_experiment(
     {"asyncio-io-bound", "the scraper as coroutines: 10 slow fetches, sequential vs one thread",
-     run});
+     run, Chapter::kCoroutines, 40});
 
 }  // namespace
 }  // namespace concur::lab

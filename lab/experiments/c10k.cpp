@@ -11,10 +11,9 @@
 // to show it is served. With every connection open, concur-lab reads the server's VmRSS and
 // thread count from /proc/PID/status (against its VmRSS before any connection). Then two phases,
 // on every connection at once, each echo of kMessageBytes checked byte for byte:
-//   paced: each connection sends one message per `period` (spread evenly over the period), so
-//          the server sees connections/period requests per second (5,000/s in both modes, a
-//          quarter of what CPython's asyncio echoes here on a quiet machine: many sockets, each
-//          mostly idle): latency under a steady load;
+//   paced: each connection sends one message per kPacedPeriodS (one second: the pace of a chat
+//          or notification socket, mostly idle; spread evenly over the period), so the server
+//          sees connections/period requests per second: latency under a steady load;
 //   burst: each connection does `burst_rounds` round trips back to back: throughput, and the
 //          latency when every connection has a request waiting.
 // Servers, one after another, each driven by the same C++ client:
@@ -25,10 +24,10 @@
 // RSS counts the server's user-space memory only; the kernel's socket buffers and thread
 // structures are not in it.
 //
-// Verdict, on CPython's asyncio (the tutorial's subject; concur's server when CPython cannot
-// run): "served" means every connection opened, and every echo in both phases came back, right.
-// Confirmed when, with kConnections connections, all were served, the paced p99 latency was at
-// most kBoundedP99 and the server's growth for the connections, scaled to kConnections, fits in
+// Verdict (c10k.hpp), on CPython's asyncio (the tutorial's subject; concur's server when CPython
+// cannot run): "served" means every connection opened, and every echo in both phases came back,
+// right. Confirmed when, with kConnections connections, all were served, the paced p99 latency was
+// at most kBoundedP99 and the server's growth for the connections, scaled to kConnections, fits in
 // kMemoryBudgetMiB (a quarter of the tutorial's 1 GB board). Inconclusive when all of that held
 // but fewer than kConnections were tried (--quick, or the descriptor limit), or when the run did
 // not finish (a process hung or died: nothing was measured). Partly true when all were served
@@ -66,6 +65,7 @@
 #include <thread>
 #include <vector>
 
+#include "c10k.hpp"
 #include "lab.hpp"
 #include "stats.hpp"
 #include "svg.hpp"
@@ -75,14 +75,14 @@ extern char** environ;
 namespace concur::lab {
 namespace {
 
-constexpr int kConnections = 10'000;
+using c10k::kBoundedP99;
+using c10k::kConnections;
+using c10k::kMemoryBudgetMiB;
 constexpr int kQuickConnections = 1'000;
 constexpr std::size_t kMessageBytes = 64;
 constexpr int kConnectParallel = 256;
 constexpr int kBacklog = 1024;
-constexpr double kBoundedP99 = 0.1;       // seconds
-constexpr double kMemoryBudgetMiB = 256;  // for kConnections connections
-constexpr int kReservedFds = 64;          // descriptors a process needs besides its connections
+constexpr int kReservedFds = 64;  // descriptors a process needs besides its connections
 constexpr const char* kHost = "127.0.0.1";
 
 struct Load {
@@ -91,8 +91,8 @@ struct Load {
   double period_s;
   int burst_rounds;
 };
-constexpr Load kFullLoad{kConnections, 3, 2.0, 5};
-constexpr Load kQuickLoad{kQuickConnections, 3, 0.2, 3};
+constexpr Load kFullLoad{kConnections, 3, c10k::kPacedPeriodS, 5};
+constexpr Load kQuickLoad{kQuickConnections, 2, c10k::kPacedPeriodS, 3};
 
 using Clock = std::chrono::steady_clock;
 
@@ -853,63 +853,34 @@ void run(const Options& options, Report& report) {
     about_threads = fmt::format(" One OS thread per connection served {} of {}.", threads.connected,
                                 threads.asked);
   }
-  if (!subject->finished()) {
-    // The measurement itself failed (a process hung or died): nothing measured to judge by.
-    report.verdict(Verdict::kInconclusive,
-                   fmt::format("The run of {} with {} connections did not finish: {}", subject->who,
-                               subject->asked, subject->failure) +
-                       about_threads);
-    return;
+  c10k::Measurements m;
+  m.from_cpython = subject->bar == "CPython asyncio";
+  m.who = subject->who;
+  m.finished = subject->finished();
+  m.failure = subject->failure;
+  m.asked = subject->asked;
+  m.quick = options.quick;
+  m.offered_per_s = load.connections / load.period_s;
+  if (m.finished) {
+    m.connected = subject->connected;
+    m.served_all = subject->served_all(load);
+    if (!m.served_all) m.first_error = subject->result.at("first_error").get<std::string>();
+    m.threads = subject->threads;
+    m.p50_s = subject->paced("p50_s");
+    m.p99_s = subject->paced("p99_s");
+    m.max_s = subject->paced("max_s");
+    m.burst_per_s = subject->burst_per_s();
+    m.per_connection_kib = subject->per_connection_kib();
   }
-  const double scaled_mib = subject->per_connection_kib() * kConnections / 1024;
-  const bool served = subject->served_all(load);
-  const bool prompt = subject->paced("p99_s") <= kBoundedP99;
-  const bool small = scaled_mib <= kMemoryBudgetMiB;
-  const std::string numbers = fmt::format(
-      "{} served {} of {} connections from another process, with {:.0f} thread(s) in its process; "
-      "under the paced load its p50 / p99 / max round trip took {} / {} / {}, the burst ran "
-      "{:.0f} round trips/s, and each connection cost {} of server memory ({:.0f} MiB for {}).",
-      subject->who, subject->connected, subject->asked, subject->threads,
-      format_seconds(subject->paced("p50_s")), format_seconds(subject->paced("p99_s")),
-      format_seconds(subject->paced("max_s")), subject->burst_per_s(),
-      kib_text(subject->per_connection_kib()), scaled_mib, kConnections);
-  if (!served) {
-    report.verdict(Verdict::kRefuted, numbers + " Not every connection was served: " +
-                                          subject->result.at("first_error").get<std::string>() +
-                                          about_threads);
-  } else if (!prompt || !small) {
-    const double offered = load.connections / load.period_s;
-    std::string why;
-    if (!prompt) {
-      why = fmt::format("the p99 latency is over {}", format_seconds(kBoundedP99));
-      if (subject->burst_per_s() < offered) {
-        why += fmt::format(
-            " (its own capacity, {:.0f} round trips/s in the burst, was below the "
-            "{:.0f} requests/s of the paced load, so requests queued)",
-            subject->burst_per_s(), offered);
-      }
-    } else {
-      why =
-          fmt::format("{} connections would need over {:.0f} MiB", kConnections, kMemoryBudgetMiB);
-    }
-    report.verdict(Verdict::kPartlyTrue,
-                   numbers + " Every connection was served, but " + why + "." + about_threads);
-  } else if (subject->asked < kConnections) {
-    report.verdict(
-        Verdict::kInconclusive,
-        numbers +
-            fmt::format(" All served, promptly and in little memory, but with "
-                        "{} connections, not {} ({}).",
-                        subject->asked, kConnections,
-                        options.quick ? "--quick" : "the descriptor limit allowed no more") +
-            about_threads);
-  } else {
-    report.verdict(Verdict::kConfirmed, numbers + about_threads);
-  }
+  for (const Threshold& t : c10k::thresholds()) report.threshold(t);
+  Judgement j = c10k::judge(m);
+  j.because += about_threads;
+  report.verdict(j, m.from_cpython ? Source::kCPython : Source::kConcurModel);
 }
 
 const bool registered = register_experiment(
-    {"c10k", "10,000 TCP connections on one loop thread vs a thread each; memory, latency", run});
+    {"c10k", "10,000 TCP connections on one loop thread vs a thread each; memory, latency", run,
+     Chapter::kCoroutines, 90});
 
 }  // namespace
 }  // namespace concur::lab

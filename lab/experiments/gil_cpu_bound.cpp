@@ -10,10 +10,10 @@
 // (the same loop, lock a no-op). CPython runs its own loop on 1 and 2 threads in the same run,
 // and reports its wall and CPU time and its OS thread count.
 //
-// Verdict: for the tutorial's subject, CPython: confirmed when 2 threads are at most
-// kNoFaster x faster than 1 (no gain); partly true up to kClearGain x; refuted beyond (as with a
-// free-threaded CPython, e.g. --python python3.13t). Without CPython, concur's GIL emulation is
-// judged the same way and the verdict says so.
+// Verdict (gil_cpu_bound.hpp): judged only where the no-lock control shows this run can compute
+// in parallel; then, on the subject's medians (CPython's, else concur's emulation, and the
+// verdict says which): confirmed when the split is at most kNoFaster x faster, partly true up to
+// kClearGain x, refuted beyond (as with a free-threaded CPython, e.g. --python python3.13t).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,15 +21,43 @@
 #include <thread>
 #include <vector>
 
+#include "cores.hpp"
+#include "evidence.hpp"
+#include "gil_cpu_bound.hpp"
 #include "lab.hpp"
 #include "svg.hpp"
 #include "workload.hpp"
 
 namespace concur::lab {
-namespace {
+namespace gil_cpu_bound {
 
-constexpr double kNoFaster = 1.15;
-constexpr double kClearGain = 1.6;
+std::vector<Threshold> thresholds() {
+  return {{"no_faster", kNoFaster,
+           "up to this median speed-up splitting gained nothing: the noise of a busy VM"},
+          {"clear_gain", kClearGain,
+           "beyond this the threads computed in parallel: half a second core's worth, plus noise"}};
+}
+
+Judgement judge(const Measurements& m) {
+  if (!m.control.parallel_possible()) return inconclusive_without_parallelism(m.control);
+  const std::string numbers = fmt::format(
+      "In {}, splitting the loop over {} threads made it {} as fast (median; {} alone, {} split), "
+      "while {}.",
+      m.from_cpython ? "CPython" : "concur's GIL emulation (CPython was not measured)", m.threads,
+      format_ratio(m.speedup()), m.one_s.describe_seconds(), m.split_s.describe_seconds(),
+      m.control.describe());
+  if (m.speedup() <= kNoFaster) {
+    return {Verdict::kConfirmed, numbers + " With the lock, more threads do not compute faster."};
+  }
+  if (m.speedup() <= kClearGain) {
+    return {Verdict::kPartlyTrue, numbers + " Some gain, well short of one core per thread."};
+  }
+  return {Verdict::kRefuted, numbers + " The threads did compute in parallel."};
+}
+
+}  // namespace gil_cpu_bound
+
+namespace {
 
 using Clock = std::chrono::steady_clock;
 
@@ -58,7 +86,10 @@ void run(const Options& options, Report& report) {
       "up to N times faster on N cores. The threads themselves are real OS threads.",
       "The kitchen DOES NOT run faster");
   const double target = options.quick ? 0.2 : 1.0;  // seconds for one thread
-  const int threads = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  const ParallelControl& control = parallel_control(options);
+  report_control(report, control);
+  const int threads = std::max(2, static_cast<int>(support::usable_cores()));
+  const int reps = repetitions(options);
 
   // Calibrate the work so that one thread takes about `target` seconds.
   long work = 200'000;
@@ -72,71 +103,72 @@ void run(const Options& options, Report& report) {
   }
   InterpreterLock gil({.policy = GilPolicy::cpython});
   InterpreterLock no_gil({.free_threaded = true});
-  const double one = run_split(work, 1, gil, report);
-  const double with_gil = run_split(work, threads, gil, report);
-  const double free = run_split(work, threads, no_gil, report);
+  const auto runs = interleaved(reps, {[&] { return run_split(work, 1, gil, report); },
+                                       [&] { return run_split(work, threads, gil, report); },
+                                       [&] { return run_split(work, threads, no_gil, report); }});
+  const Sample& one = runs[0];
+  const Sample& with_gil = runs[1];
+  const Sample& free = runs[2];
 
-  Table table{fmt::format("The same CPU-bound loop ({} steps), on 1 thread and split", work),
+  Table table{fmt::format("The same CPU-bound loop ({} steps), on 1 thread and split (medians of "
+                          "{} interleaved runs, range in brackets)",
+                          work, reps),
               {"who", "1 thread", "split over", "split", "speed-up"},
               {}};
-  table.rows.push_back({"concur with InterpreterLock (CPython's policy)", format_seconds(one),
-                        fmt::format("{} threads", threads), format_seconds(with_gil),
-                        format_ratio(one / with_gil)});
-  table.rows.push_back({"concur free-threaded (no lock)", format_seconds(one),
-                        fmt::format("{} threads", threads), format_seconds(free),
-                        format_ratio(one / free)});
-  report.measured("concur_gil_speedup", one / with_gil, "x");
-  report.measured("concur_free_threaded_speedup", one / free, "x");
-  std::vector<svg::Bar> bars{{"concur, 1 thread", one, 0},
-                             {fmt::format("concur + lock, {} threads", threads), with_gil, 1},
-                             {fmt::format("concur free-threaded, {} threads", threads), free, 2}};
+  table.rows.push_back({"concur with InterpreterLock (CPython's policy)", one.describe_seconds(),
+                        fmt::format("{} threads", threads), with_gil.describe_seconds(),
+                        format_ratio(one.median() / with_gil.median())});
+  table.rows.push_back({"concur free-threaded (no lock)", one.describe_seconds(),
+                        fmt::format("{} threads", threads), free.describe_seconds(),
+                        format_ratio(one.median() / free.median())});
+  report.measured("concur_gil_speedup", one.median() / with_gil.median(), "x");
+  report.measured("concur_gil_spread", with_gil.spread(), "");
+  report.measured("concur_free_threaded_speedup", one.median() / free.median(), "x");
+  std::vector<svg::Bar> bars{
+      {"concur, 1 thread", one.median(), 0},
+      {fmt::format("concur + lock, {} threads", threads), with_gil.median(), 1},
+      {fmt::format("concur free-threaded, {} threads", threads), free.median(), 2}};
 
-  double subject_speedup = one / with_gil;
-  std::string subject = "concur's GIL emulation (CPython was not measured)";
+  gil_cpu_bound::Measurements m{control, false, threads, one, with_gil};
   if (auto python = cpython_for(options, report)) {
     const auto j = python->run_json("gil_cpu_bound.py",
-                                    {"--seconds", fmt::format("{}", target), "--threads", "2"},
+                                    {"--seconds", fmt::format("{}", target), "--threads", "2",
+                                     "--repeat", std::to_string(reps)},
                                     std::chrono::seconds(300));
-    const double py_one = j.at("one").at("wall_s").get<double>();
-    const double py_two = j.at("many").at("wall_s").get<double>();
-    const double py_cpu = j.at("many").at("cpu_s").get<double>();
+    Sample py_one, py_two, py_cpu;
+    for (const auto& r : j.at("one_runs")) py_one.values.push_back(r.at("wall_s").get<double>());
+    for (const auto& r : j.at("many_runs")) {
+      py_two.values.push_back(r.at("wall_s").get<double>());
+      py_cpu.values.push_back(r.at("cpu_s").get<double>());
+    }
     const int os_threads = j.at("many").at("os_threads").get<int>();
-    subject_speedup = py_one / py_two;
-    subject = "CPython " + j.at("version").get<std::string>() +
-              (j.at("gil_enabled").get<bool>() ? "" : " (free-threaded)");
-    table.rows.push_back({subject, format_seconds(py_one), "2 threads", format_seconds(py_two),
-                          format_ratio(subject_speedup)});
-    report.measured("cpython_speedup", subject_speedup, "x");
-    report.measured("cpython_cores_busy", py_cpu / py_two, "cores");
+    const std::string who = "CPython " + j.at("version").get<std::string>() +
+                            (j.at("gil_enabled").get<bool>() ? "" : " (free-threaded)");
+    m = {control, true, 2, py_one, py_two};
+    table.rows.push_back({who, py_one.describe_seconds(), "2 threads", py_two.describe_seconds(),
+                          format_ratio(m.speedup())});
+    report.measured("cpython_speedup", m.speedup(), "x");
+    report.measured("cpython_spread", py_two.spread(), "");
+    report.measured("cpython_cores_busy", py_cpu.median() / py_two.median(), "cores");
     report.note(fmt::format(
-        "CPython with 2 threads used {:.2f} s of CPU in {:.2f} s of wall time: {:.2f} cores busy "
-        "on average, while its process had {} OS threads (the main thread and 2 workers): real "
-        "threads, one running at a time.",
-        py_cpu, py_two, py_cpu / py_two, os_threads));
-    bars.push_back({"CPython, 1 thread", py_one, 3});
-    bars.push_back({"CPython, 2 threads", py_two, 4});
+        "{} with 2 threads used {:.2f} s of CPU in {:.2f} s of wall time (medians): {:.2f} cores "
+        "busy on average, while its process had {} OS threads (the main thread and 2 workers): "
+        "real threads.",
+        who, py_cpu.median(), py_two.median(), py_cpu.median() / py_two.median(), os_threads));
+    bars.push_back({"CPython, 1 thread", py_one.median(), 3});
+    bars.push_back({"CPython, 2 threads", py_two.median(), 4});
   }
   report.table(std::move(table));
-  report.figure({"gil-cpu-bound.svg", "Wall time of the same work: shorter is faster.",
-                 svg::bars("CPU-bound loop: 1 thread vs split over threads", "s", bars)});
-
-  const std::string numbers = fmt::format(
-      "In {}, splitting the loop over threads made it {} as fast; concur free-threaded on {} "
-      "cores got {}.",
-      subject, format_ratio(subject_speedup), std::thread::hardware_concurrency(),
-      format_ratio(one / free));
-  if (subject_speedup <= kNoFaster) {
-    report.verdict(Verdict::kConfirmed,
-                   numbers + " With the lock, more threads do not compute faster.");
-  } else if (subject_speedup <= kClearGain) {
-    report.verdict(Verdict::kPartlyTrue, numbers + " Some gain, well short of one per thread.");
-  } else {
-    report.verdict(Verdict::kRefuted, numbers + " The threads did compute in parallel.");
-  }
+  report.figure(
+      {"gil-cpu-bound.svg", "Median wall time of the same work: shorter is faster.",
+       svg::bars("CPU-bound loop: 1 thread vs split over threads", "s", bars, one.median())});
+  for (const Threshold& t : gil_cpu_bound::thresholds()) report.threshold(t);
+  report.verdict(gil_cpu_bound::judge(m), m.from_cpython ? Source::kCPython : Source::kConcurModel);
 }
 
 const bool registered = register_experiment(
-    {"gil-cpu-bound", "CPU-bound loop: 1 thread vs N under the lock vs free-threaded", run});
+    {"gil-cpu-bound", "CPU-bound loop: 1 thread vs N under the lock vs free-threaded", run,
+     Chapter::kKitchen, 25});
 
 }  // namespace
 }  // namespace concur::lab

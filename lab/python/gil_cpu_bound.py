@@ -1,6 +1,7 @@
 """CPython side of concur-lab's gil-cpu-bound: a CPU-bound loop on 1 thread, then split over N.
 
-Prints JSON: the work size, wall and CPU time for 1 and N threads, and how many OS threads the
+Prints JSON: the work size, wall and CPU time for 1 and N threads (--repeat times each, the two
+interleaved so that a slow spell of the machine falls on both), and how many OS threads the
 process had while the N threads ran (they are real OS threads).
 """
 import argparse
@@ -49,6 +50,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, required=True, help="single-thread run length")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     # Calibrate the work so that one thread takes about --seconds.
     n = 200_000
@@ -56,10 +58,13 @@ def main():
     count(n)
     rate = n / (time.perf_counter() - t0)
     work = max(args.threads * 1000, int(rate * args.seconds))
-    one = run(1, work)
-    many = run(args.threads, work)
+    ones, manys = [], []
+    for _ in range(args.repeat):
+        ones.append(run(1, work))
+        manys.append(run(args.threads, work))
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
-    print(json.dumps({"work": work, "threads": args.threads, "one": one, "many": many,
+    print(json.dumps({"work": work, "threads": args.threads, "one": ones[-1], "many": manys[-1],
+                      "one_runs": ones, "many_runs": manys,
                       "gil_enabled": gil, "version": sys.version.split()[0]}))
 
 
