@@ -5,11 +5,19 @@
 // ProcessPoolExecutor, so concur::wait() and concur::as_completed() work across all three and a
 // program switches executor in one line. The workers are the other ranks of an MPI job:
 //
-//   mpiexec -n N ./app            rank 0 runs main(); ranks 1..N-1 serve as workers
+//   (a) mpiexec -n N ./app        rank 0 runs main(); ranks 1..N-1 serve as workers
+//   (b) ./app  (a job of one)     the pool starts max_workers (default: one per core) workers
+//                                 running ./app with MPI_Comm_spawn, and ends them when it ends
 //
-// as `mpiexec -n N python -m mpi4py.futures app.py` does. main() calls concur::mpi::main_guard()
-// first: on rank 0 it returns, on every other rank it serves tasks until rank 0's program ends
-// and then exits the process (exit code 0), so the rest of main() runs on rank 0 only.
+// as mpi4py.futures does (`mpiexec -n N python -m mpi4py.futures app.py`, and MPIPoolExecutor's
+// spawning). main() calls concur::mpi::main_guard() first: on rank 0 it returns; on every other
+// rank, and in every spawned worker, it serves tasks until the pool or program ends and then
+// exits the process (exit code 0), so the rest of main() runs on rank 0 only.
+// What (b) needs from Open MPI 4.1 (checked here): openmpi-bin installed (the singleton starts an
+// orted to spawn), OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 when run as
+// root, and slots for the workers (spawn_oversubscribe, on by default, asks for
+// map_by slot:OVERSUBSCRIBE; otherwise a singleton may spawn only as many as free cores). Each
+// pool in mode (b) spawns its own workers; `mpiexec -n 1 ./app` is mode (b) as well.
 //
 // Tasks: a registered function (CONCUR_REGISTER, concur/multiprocessing/registry.hpp) and its
 // cereal-encoded arguments, the very bytes the process pool sends (the same TaskMessage and
@@ -40,6 +48,8 @@
 //    submits throw it, and the lost rank is never used again by this program. Once a rank is
 //    lost, no rank calls MPI_Finalize at exit (Open MPI 4.1's finalize waits in a fence for the
 //    dead rank too, sometimes forever); mpirun --enable-recovery accepts that and exits 0.
+//  - Mode (b): the heartbeat works the same, but what Open MPI does to a singleton whose spawned
+//    worker dies was not measured here; MPI_Comm_disconnect is skipped after such a loss.
 //  - Not detectable: a worker stuck in a task while its heartbeat thread runs (a task that never
 //    returns looks alive: use a map timeout), and rank 0 dying under --enable-recovery (the
 //    workers then wait for tasks until mpirun is killed).
@@ -53,13 +63,14 @@
 // never wait in one for another future of the same pool. The program's own MPI calls on rank 0
 // must not overlap the pool's (MPI_THREAD_SERIALIZED); they use other communicators anyway.
 // Blocking: submit() and map() never wait for a worker; shutdown(true) waits for every task.
-// Idle ranks poll with a backoff that sleeps up to 1 ms (as mpi4py.futures does), so idle
-// workers cost little CPU and the first task after a pause may wait up to that long.
+// Idle ranks poll (MPI has no descriptor to wait on): they only yield for 200 us after their
+// last message, then sleep with a backoff up to 1 ms (mpi4py.futures sleeps up to 1 ms too), so
+// idle workers cost little CPU and the first task after a pause may wait up to that long.
 // Lifetime: main_guard() before anything else in main(); the pool must be destroyed before main
 // returns or exit() runs (a static pool is not supported: MPI is finalised at exit).
 // Errors: std::invalid_argument for an unregistered function or max_in_flight == 0;
-// concur::RuntimeError if main_guard() was not called, the job has no worker rank (run under
-// `mpiexec -n N` with N >= 2), or another pool exists.
+// concur::RuntimeError if main_guard() was not called, every worker rank was lost, the workers
+// could not be spawned (the message says what Open MPI needs), or another pool exists.
 //
 // Example:
 //   int square(int x) { return x * x; }
@@ -111,12 +122,15 @@ class MpiPoolCore;
 }
 
 struct MpiPoolOptions {
-  // Worker ranks to use (default: all of them, size() - 1).
+  // Worker ranks to use (default: all of them, size() - 1; in mode (b), one per core).
   std::optional<std::size_t> max_workers = std::nullopt;
   // The most tasks a worker rank may have outstanding; the window adapts below it.
   std::size_t max_in_flight = 256;
   // A rank with outstanding tasks that has sent nothing for this long is lost (see Faults).
   std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(3);
+  // Mode (b) only: spawn max_workers even where that is more than the free cores (Open MPI's
+  // map_by slot:OVERSUBSCRIBE); without it Open MPI refuses more workers than free slots.
+  bool spawn_oversubscribe = true;
 };
 
 struct MpiMapOptions {

@@ -74,6 +74,8 @@ class MpiPoolCore {
     int rank = 0;
   };
 
+  void use_ranks(const MpiPoolOptions& options);
+  void start_spawned(const MpiPoolOptions& options);
   void run();
   bool dispatch();
   void send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& batch);
@@ -93,7 +95,8 @@ class MpiPoolCore {
   std::size_t in_flight_limit() const;
   Worker* worker_of(int rank);
 
-  const MPI_Comm comm_;
+  MPI_Comm comm_ = MPI_COMM_NULL;  // MPI_COMM_WORLD's duplicate, or the spawned workers'
+  bool spawned_ = false;
   const std::size_t max_in_flight_;
   const Clock::duration heartbeat_timeout_;
 
@@ -117,9 +120,7 @@ class MpiPoolCore {
 };
 
 MpiPoolCore::MpiPoolCore(MpiPoolOptions options)
-    : comm_(mpi::detail::pool_comm()),
-      max_in_flight_(options.max_in_flight),
-      heartbeat_timeout_(options.heartbeat_timeout) {
+    : max_in_flight_(options.max_in_flight), heartbeat_timeout_(options.heartbeat_timeout) {
   if (max_in_flight_ == 0) {
     throw std::invalid_argument(
         "concur::MpiPoolExecutor: max_in_flight must be at least 1 (tasks outstanding per rank)");
@@ -132,6 +133,17 @@ MpiPoolCore::MpiPoolCore(MpiPoolOptions options)
   if (mpi::rank() != 0) {
     throw RuntimeError("concur::MpiPoolExecutor: only rank 0 may make a pool");
   }
+  comm_ = mpi::detail::pool_comm();  // throws if main_guard() has not run
+  if (mpi::size() == 1) {
+    start_spawned(options);
+  } else {
+    use_ranks(options);
+  }
+  manager_ = std::thread([this] { run(); });
+}
+
+// Mode (a): ranks 1..size-1 of MPI_COMM_WORLD (those not lost earlier).
+void MpiPoolCore::use_ranks(const MpiPoolOptions& options) {
   const std::set<int> lost = mpi::detail::lost_ranks();
   for (int r = 1; r < mpi::size(); ++r) {
     if (lost.count(r) != 0) continue;
@@ -139,14 +151,26 @@ MpiPoolCore::MpiPoolCore(MpiPoolOptions options)
     workers_.push_back(Worker{.rank = r});
   }
   if (workers_.empty()) {
-    throw RuntimeError(
-        "concur::MpiPoolExecutor: this MPI job has no worker rank (size " +
-        std::to_string(mpi::size()) + ", " + std::to_string(lost.size()) +
-        " lost); start the program with `mpiexec -n N ./program`, N >= 2, so that ranks 1..N-1 "
-        "serve the pool");
+    throw RuntimeError("concur::MpiPoolExecutor: every worker rank of this MPI job was lost (" +
+                       std::to_string(lost.size()) + "); no pool can be made");
   }
   mpi::detail::claim_workers();
-  manager_ = std::thread([this] { run(); });
+}
+
+// Mode (b): a job of one (a program started alone) spawns its workers, ranks 0..n-1 of the
+// intercommunicator's remote group.
+void MpiPoolCore::start_spawned(const MpiPoolOptions& options) {
+  const std::size_t n =
+      options.max_workers.value_or(std::max(1u, std::thread::hardware_concurrency()));
+  mpi::detail::claim_workers();
+  try {
+    comm_ = mpi::detail::spawn_workers(static_cast<int>(n), options.spawn_oversubscribe);
+  } catch (...) {
+    mpi::detail::release_workers();
+    throw;
+  }
+  spawned_ = true;
+  for (std::size_t r = 0; r < n; ++r) workers_.push_back(Worker{.rank = static_cast<int>(r)});
 }
 
 MpiPoolCore::~MpiPoolCore() {
@@ -438,7 +462,9 @@ void MpiPoolCore::check_heartbeats() {
 // reading for it are kept until the program ends (a send to a dead rank may never complete).
 void MpiPoolCore::lose(Worker& w, const std::string& why) {
   w.lost = true;
-  mpi::detail::mark_lost(w.rank);
+  // A spawned worker is no rank of the job; its loss is recorded (as a negative number) so that
+  // MPI is not finalised at exit either.
+  mpi::detail::mark_lost(spawned_ ? -1 - w.rank : w.rank);
   break_pool(why);
   static auto* kept_for_lost_ranks = new std::vector<std::unique_ptr<Pending>>();
   for (auto& [id, task] : w.in_flight) kept_for_lost_ranks->push_back(std::move(task));
@@ -546,6 +572,11 @@ void MpiPoolCore::run() {
     check_heartbeats();
     if (shutting_down && quiescent()) break;
     idle(progressed);
+  }
+  if (spawned_) {
+    const bool any_lost =
+        std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.lost; });
+    mpi::detail::release_spawned(comm_, static_cast<int>(workers_.size()), any_lost);
   }
   mpi::detail::release_workers();
   std::lock_guard<std::mutex> lock(mu_);

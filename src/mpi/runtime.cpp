@@ -1,6 +1,8 @@
 // concur::mpi::main_guard and the per-process MPI state behind MpiPoolExecutor.
 #include "mpi/runtime.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -92,6 +94,55 @@ int receive_bytes(MPI_Comm comm, int source, int tag, std::string& out, MPI_Stat
   return rc;
 }
 
+MPI_Comm spawn_workers(int n, bool oversubscribe) {
+  char exe[4096];
+  const ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (length <= 0) {
+    throw RuntimeError("concur::MpiPoolExecutor: cannot find this program's path to spawn workers");
+  }
+  exe[length] = '\0';
+  MPI_Info info = MPI_INFO_NULL;
+  if (oversubscribe) {
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "map_by", "slot:OVERSUBSCRIBE");  // more workers than free cores is fine
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+  MPI_Comm inter = MPI_COMM_NULL;
+  std::vector<int> errors(static_cast<std::size_t>(n), MPI_SUCCESS);
+  const int rc =
+      MPI_Comm_spawn(exe, MPI_ARGV_NULL, n, info, 0, MPI_COMM_SELF, &inter, errors.data());
+  if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+  if (rc != MPI_SUCCESS) {
+    throw RuntimeError(
+        "concur::MpiPoolExecutor: MPI_Comm_spawn could not start " + std::to_string(n) +
+        " workers (" + error_text("MPI_Comm_spawn", rc) +
+        "); Open MPI needs its mpirun/orted installed (openmpi-bin), as root "
+        "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1, and free slots or "
+        "spawn_oversubscribe; or start the program with `mpiexec -n N` instead");
+  }
+  MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN);
+  return inter;
+}
+
+void release_spawned(MPI_Comm& inter, int n, bool any_lost) {
+  const char how = any_lost ? 0 : 1;
+  std::vector<MPI_Request> requests(static_cast<std::size_t>(n), MPI_REQUEST_NULL);
+  for (int worker = 0; worker < n; ++worker) {
+    MPI_Isend(&how, 1, MPI_BYTE, worker, kExit, inter, &requests[static_cast<std::size_t>(worker)]);
+  }
+  if (!any_lost) {
+    MPI_Waitall(n, requests.data(), MPI_STATUSES_IGNORE);
+    MPI_Comm_disconnect(&inter);
+    return;
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  int done = 0;
+  while (!done && std::chrono::steady_clock::now() < give_up) {
+    MPI_Testall(n, requests.data(), &done, MPI_STATUSES_IGNORE);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 void claim_workers() {
   Runtime& r = runtime();
   std::lock_guard<std::mutex> lock(r.mu);
@@ -152,6 +203,17 @@ void main_guard(int& argc, char**& argv) {
   MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(r.comm, &r.rank);
   MPI_Comm_size(r.comm, &r.size);
+  MPI_Comm parent = MPI_COMM_NULL;
+  MPI_Comm_get_parent(&parent);
+  if (parent != MPI_COMM_NULL) {  // mode (b): a worker a pool spawned
+    MPI_Comm_set_errhandler(parent, MPI_ERRORS_RETURN);
+    if (detail::serve(parent)) {
+      MPI_Comm_disconnect(&parent);
+      MPI_Comm_free(&r.comm);
+      MPI_Finalize();
+    }
+    std::exit(0);
+  }
   if (r.rank != 0) {
     if (detail::serve(r.comm)) {
       MPI_Comm_free(&r.comm);

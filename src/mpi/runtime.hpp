@@ -46,6 +46,14 @@ void release_workers();
 void mark_lost(int rank);
 std::set<int> lost_ranks();
 
+// Mode (b): starts n workers running this program (/proc/self/exe) with MPI_Comm_spawn and returns
+// the intercommunicator to them (errors returned). Throws concur::RuntimeError naming what Open MPI
+// needs when it refuses.
+MPI_Comm spawn_workers(int n, bool oversubscribe);
+// Ends a spawned pool's workers: kExit to each, then MPI_Comm_disconnect (which waits for every
+// one of them, so not when one was lost: then they are told not to finalise, and left).
+void release_spawned(MPI_Comm& inter, int n, bool any_lost);
+
 // The worker's side: serve tasks until kExit (runs on every rank but 0). Returns whether to call
 // MPI_Finalize (not once a rank was lost; see finalize_at_exit), false too if MPI failed.
 bool serve(MPI_Comm comm);

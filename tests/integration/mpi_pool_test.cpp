@@ -320,6 +320,31 @@ TEST(MpiPoolFault, AWorkerRankKilledWithSigkillBreaksThePoolWithoutAHang) {
   EXPECT_EQ(after.submit(square, 5).result(), 25);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Mode (b): a program started alone spawns its workers (CTest runs these without mpirun)
+
+// mpi4py's test_futures.py (the spawning MPIPoolExecutor): results come back from 2 spawned
+// workers, and a pool after it spawns its own again.
+TEST(MpiPoolSpawn, APoolStartedAloneSpawnsItsWorkers) {
+  ASSERT_EQ(concur::mpi::size(), 1) << "run this test without mpirun";
+  for (int round = 0; round < 2; ++round) {
+    concur::MpiPoolExecutor pool(2);
+    EXPECT_EQ(pool.max_workers(), 2u);
+    std::set<int> ranks;
+    std::vector<concur::Future<int>> futures;
+    for (int i = 0; i < 8; ++i) futures.push_back(pool.submit(rank_after, 30));
+    for (auto& f : futures) ranks.insert(f.result());
+    EXPECT_EQ(ranks, (std::set<int>{0, 1}));  // ranks of the spawned group
+    EXPECT_EQ(pool.submit(square, 9).result(), 81);
+    std::vector<int> inputs(500);
+    std::iota(inputs.begin(), inputs.end(), 0);
+    long sum = 0;
+    for (int v : pool.map(square, inputs, {.chunksize = 16})) sum += v;
+    EXPECT_EQ(sum, 41541750L);  // sum of i*i for i < 500
+    EXPECT_THROW((void)pool.submit(divmod, 1, 0).result(), concur::RemoteError);
+  }
+}
+
 int main(int argc, char** argv) {
   concur::mpi::main_guard(argc, argv);  // ranks 1.. serve the pools here and exit
   ::testing::InitGoogleTest(&argc, argv);
