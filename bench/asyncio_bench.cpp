@@ -13,18 +13,19 @@
 // Python's side uses tracemalloc plus the interpreter's object sizes (see the script).
 //
 // Usage: asyncio_bench [--python PATH] [--json FILE] [--quick] [Google Benchmark flags]
+//   (--help lists them)
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <malloc.h>
 
 #include <chrono>
 #include <concur/asyncio.hpp>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/options.hpp"
 #include "common/race.hpp"
 #include "python.hpp"
 
@@ -33,8 +34,16 @@ namespace {
 namespace asyncio = concur::asyncio;
 using Clock = std::chrono::steady_clock;
 
-int g_switches = 1'000'000;
-int g_tasks = 100'000;
+// How much each case does, full or --quick.
+struct Workload {
+  int switches;  // turns (a) and rounds (a') each task takes
+  int tasks;     // tasks created in (b) and parked in (c)
+};
+
+Workload workload(const concur::bench::RaceOptions& options) {
+  if (options.quick) return {.switches = 100'000, .tasks = 10'000};
+  return {.switches = 1'000'000, .tasks = 100'000};
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -140,19 +149,20 @@ void run_case(benchmark::State& state, const char* counter, Make make) {
 
 const char* const kCpythonPeers[] = {"cpython_asyncio", "uvloop"};
 
-void add_cpython(const std::string& python, int repetitions, concur::bench::Race& race) {
-  concur::support::Python cpython(python);
+void add_cpython(const concur::bench::RaceOptions& options, const Workload& w,
+                 concur::bench::Race& race) {
+  concur::support::Python cpython(options.python);
   if (auto why = cpython.unavailable()) {
     for (const char* p : kCpythonPeers) race.add_skipped(p, *why);
     return;
   }
   nlohmann::json result;
   try {
-    result =
-        cpython.run_json("cpython_asyncio.py",
-                         {"--switches", std::to_string(g_switches), "--tasks",
-                          std::to_string(g_tasks), "--repetitions", std::to_string(repetitions)},
-                         std::chrono::seconds(900));
+    result = cpython.run_json(
+        "cpython_asyncio.py",
+        {"--switches", std::to_string(w.switches), "--tasks", std::to_string(w.tasks),
+         "--repetitions", std::to_string(options.repetitions())},
+        std::chrono::seconds(900));
   } catch (const std::exception& e) {
     for (const char* p : kCpythonPeers) race.add_skipped(p, e.what());
     return;
@@ -197,46 +207,31 @@ void print_goals(const concur::bench::Race& race) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string python = concur::support::kDefaultPython;
-  std::string json_path;
-  bool quick = false;
-  std::vector<char*> gb_args{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
-      python = argv[++i];
-    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      gb_args.push_back(argv[i]);
-    }
-  }
-  if (quick) {
-    g_switches = 100'000;
-    g_tasks = 10'000;
-  }
-  const int repetitions = quick ? 3 : 7;
+  const concur::bench::RaceOptions options = concur::bench::parse_race_options(
+      argc, argv, "concur::asyncio's coroutine costs beside CPython's asyncio and uvloop",
+      concur::bench::PythonPeers::some, "a tenth of the switches and tasks");
+  const Workload w = workload(options);
+  const int repetitions = options.repetitions();
   concur::bench::Race race(
       fmt::format("asyncio coroutines, one loop thread; {} repetitions, interleaved", repetitions));
   race.add_scenario({"a_switch",
                      fmt::format("(a) two tasks take turns through sleep(0), {} turns each (issue "
                                  "12: <= 50 ns)",
-                                 g_switches),
+                                 w.switches),
                      "ns_per_switch",
                      "ns",
                      true,
                      {}});
   race.add_scenario(
       {"a_switch_event",
-       fmt::format("(a') two tasks ping-pong through two Events, {} rounds each", g_switches),
+       fmt::format("(a') two tasks ping-pong through two Events, {} rounds each", w.switches),
        "ns_per_switch",
        "ns",
        true,
        {}});
   race.add_scenario(
       {"b_create_gather",
-       fmt::format("(b) create {} tasks and gather them (issue 12: >= 5M/s)", g_tasks),
+       fmt::format("(b) create {} tasks and gather them (issue 12: >= 5M/s)", w.tasks),
        "tasks_per_s",
        "tasks/s",
        false,
@@ -244,36 +239,34 @@ int main(int argc, char** argv) {
   race.add_scenario({"c_parked_task",
                      fmt::format("(c) heap per task, {} tasks parked on an Event (issue 12: <= "
                                  "256 B)",
-                                 g_tasks),
+                                 w.tasks),
                      "bytes_per_task",
                      "B",
                      true,
                      {}});
 
-  add_cpython(python, repetitions, race);
+  add_cpython(options, w, race);
 
-  auto reg = [&](const char* name, void (*fn)(benchmark::State&)) {
+  auto reg = [&](const char* name, auto fn) {
     benchmark::RegisterBenchmark((std::string(name) + "/concur").c_str(), fn)
         ->Iterations(1)
         ->Repetitions(repetitions)
         ->UseRealTime();
   };
-  reg("a_switch", [](benchmark::State& s) {
-    run_case(s, "ns_per_switch", [] { return switch_sleep0(g_switches); });
+  reg("a_switch", [w](benchmark::State& s) {
+    run_case(s, "ns_per_switch", [&] { return switch_sleep0(w.switches); });
   });
-  reg("a_switch_event", [](benchmark::State& s) {
-    run_case(s, "ns_per_switch", [] { return switch_event(g_switches); });
+  reg("a_switch_event", [w](benchmark::State& s) {
+    run_case(s, "ns_per_switch", [&] { return switch_event(w.switches); });
   });
-  reg("b_create_gather", [](benchmark::State& s) {
-    run_case(s, "tasks_per_s", [] { return create_gather(g_tasks); });
+  reg("b_create_gather", [w](benchmark::State& s) {
+    run_case(s, "tasks_per_s", [&] { return create_gather(w.tasks); });
   });
-  reg("c_parked_task", [](benchmark::State& s) {
-    run_case(s, "bytes_per_task", [] { return parked_bytes(g_tasks); });
+  reg("c_parked_task", [w](benchmark::State& s) {
+    run_case(s, "bytes_per_task", [&] { return parked_bytes(w.tasks); });
   });
 
-  gb_args.push_back(const_cast<char*>("--benchmark_enable_random_interleaving=true"));
-  int gb_argc = static_cast<int>(gb_args.size());
-  const int code = race.run(gb_argc, gb_args.data(), json_path);
+  const int code = race.run(options);
   print_goals(race);
   return code;
 }

@@ -6,7 +6,7 @@
 //                from release() to acquire() returning, per policy, beside the same handoff
 //                through std::mutex and through std::condition_variable                 us p50
 //
-// Usage: gil_bench [--json FILE] [--quick] [Google Benchmark flags]
+// Usage: gil_bench [--json FILE] [--quick] [Google Benchmark flags] (--help lists them)
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -14,18 +14,27 @@
 #include <chrono>
 #include <concur/gil.hpp>
 #include <condition_variable>
-#include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "common/options.hpp"
 #include "common/race.hpp"
 #include "stats.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-int g_handoffs = 20'000;
+
+// How much each case does, full or --quick.
+struct Workload {
+  int handoffs;  // lock hand-offs per repetition, half by each side
+};
+
+Workload workload(const concur::bench::RaceOptions& options) {
+  return {.handoffs = options.quick ? 2'000 : 20'000};
+}
 
 // ---------------------------------------------------------------------------------------------
 // checkpoint
@@ -97,14 +106,14 @@ void report_latencies(benchmark::State& state, std::vector<double> us) {
   state.counters["p99_us"] = concur::support::percentile_of(std::move(us), 99);
 }
 
-void handoff_gil(benchmark::State& state, concur::GilPolicy policy) {
+void handoff_gil(benchmark::State& state, concur::GilPolicy policy, const Workload& w) {
   for (auto _ : state) {
     concur::InterpreterLock gil({.policy = policy});
     std::atomic<std::int64_t> released_at{0};
     std::atomic<int> acquired[2] = {0, 0};  // per side: how many times it got the lock
     std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(g_handoffs));
-    const int rounds = g_handoffs / 2;
+    us.reserve(static_cast<std::size_t>(w.handoffs));
+    const int rounds = w.handoffs / 2;
     // Side 0 starts holding. Each release waits until the other side is blocked in acquire();
     // after a release a side waits until the other has the lock before it asks again, so that a
     // policy that lets a releaser barge back in (cpython) is still measured on a true hand-off.
@@ -133,26 +142,16 @@ void handoff_gil(benchmark::State& state, concur::GilPolicy policy) {
   }
 }
 
-void handoff_cpython(benchmark::State& state) {
-  handoff_gil(state, concur::GilPolicy::cpython);
-}
-void handoff_fifo(benchmark::State& state) {
-  handoff_gil(state, concur::GilPolicy::fifo);
-}
-void handoff_io_priority(benchmark::State& state) {
-  handoff_gil(state, concur::GilPolicy::io_priority);
-}
-
-void handoff_condvar(benchmark::State& state) {
+void handoff_condvar(benchmark::State& state, const Workload& w) {
   for (auto _ : state) {
     std::mutex mu;
     std::condition_variable cv;
     int turn = 0;
     std::int64_t released_at = 0;
     std::vector<double> us;
-    us.reserve(static_cast<std::size_t>(g_handoffs));
+    us.reserve(static_cast<std::size_t>(w.handoffs));
     auto side = [&](int me, std::vector<double>* record) {
-      for (int i = 0; i < g_handoffs / 2; ++i) {
+      for (int i = 0; i < w.handoffs / 2; ++i) {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return turn == me; });
         if (record && released_at != 0) {
@@ -174,20 +173,12 @@ void handoff_condvar(benchmark::State& state) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string json_path;
-  bool quick = false;
-  std::vector<char*> gb_args{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      gb_args.push_back(argv[i]);
-    }
-  }
-  if (quick) g_handoffs = 2'000;
-  const int repetitions = quick ? 3 : 7;
+  const concur::bench::RaceOptions options = concur::bench::parse_race_options(
+      argc, argv,
+      "InterpreterLock's checkpoint and hand-off beside the primitives it is built from",
+      concur::bench::PythonPeers::none, "a tenth of the hand-offs");
+  const Workload w = workload(options);
+  const int repetitions = options.repetitions();
 
   concur::bench::Race race(
       fmt::format("InterpreterLock, {} repetitions, interleaved", repetitions));
@@ -198,19 +189,20 @@ int main(int argc, char** argv) {
                      "us",
                      true,
                      {"p99_us"}});
-  auto reg = [&](const char* name, void (*fn)(benchmark::State&)) {
+  auto reg = [&](const char* name, auto fn) {
     benchmark::RegisterBenchmark(name, fn)->Iterations(1)->Repetitions(repetitions)->UseRealTime();
   };
   reg("checkpoint/concur", checkpoint_off);
   reg("checkpoint/concur_instrumented", checkpoint_on);
   reg("checkpoint/relaxed_load_floor", checkpoint_floor);
   reg("checkpoint/std_mutex_lock_unlock", checkpoint_mutex);
-  reg("handoff/concur", handoff_cpython);
-  reg("handoff/concur_fifo", handoff_fifo);
-  reg("handoff/concur_io_priority", handoff_io_priority);
-  reg("handoff/condition_variable", handoff_condvar);
+  for (auto [peer, policy] :
+       {std::pair{"handoff/concur", concur::GilPolicy::cpython},
+        std::pair{"handoff/concur_fifo", concur::GilPolicy::fifo},
+        std::pair{"handoff/concur_io_priority", concur::GilPolicy::io_priority}}) {
+    reg(peer, [w, policy = policy](benchmark::State& state) { handoff_gil(state, policy, w); });
+  }
+  reg("handoff/condition_variable", [w](benchmark::State& state) { handoff_condvar(state, w); });
 
-  gb_args.push_back(const_cast<char*>("--benchmark_enable_random_interleaving=true"));
-  int gb_argc = static_cast<int>(gb_args.size());
-  return race.run(gb_argc, gb_args.data(), json_path);
+  return race.run(options);
 }

@@ -17,7 +17,8 @@
 // here and set concur's goal at 10x that; the last lines printed say whether it is met.
 //
 // Usage: process_pool_bench [--python PATH] [--json FILE] [--quick] [Google Benchmark flags]
-//   --quick: a tenth of the counts and 3 repetitions instead of 7 (a smoke run, not figures).
+//   --quick: a tenth of the counts and 3 repetitions instead of 7 (a smoke run, not figures);
+//   --help lists every option.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -26,7 +27,6 @@
 #include <concur/multiprocessing/shared_memory.hpp>
 #include <concur/process_pool.hpp>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/options.hpp"
 #include "common/race.hpp"
 #include "python.hpp"
 #include "stats.hpp"
@@ -57,10 +58,20 @@ constexpr auto kResultTimeout = std::chrono::seconds(120);
 constexpr double kIssuePoolMapRate = 24'000;
 constexpr double kGoalFactor = 10;
 
-int g_submit_tasks = 20'000;
-int g_map_items = 20'000;
-int g_round_trips = 2'000;
-int g_array_tasks = 200;
+// How much each case does, full or --quick.
+struct Workload {
+  int submit_tasks;  // (a)
+  int map_items;     // (b), (b')
+  int round_trips;   // (c)
+  int array_tasks;   // (d), (d')
+};
+
+Workload workload(const concur::bench::RaceOptions& options) {
+  if (options.quick) {
+    return {.submit_tasks = 2'000, .map_items = 2'000, .round_trips = 200, .array_tasks = 20};
+  }
+  return {.submit_tasks = 20'000, .map_items = 20'000, .round_trips = 2'000, .array_tasks = 200};
+}
 
 // ---------------------------------------------------------------------------------------------
 // The tasks. They run in the workers, which re-run this program up to main_guard().
@@ -143,10 +154,10 @@ void guarded(benchmark::State& state, Body&& body) {
 // ---------------------------------------------------------------------------------------------
 // The scenarios, concur's side.
 
-void a_submit_result(benchmark::State& state) {
+void a_submit_result(benchmark::State& state, const Workload& w) {
   guarded(state, [&] {
     WarmPool pool;
-    const int n = g_submit_tasks;
+    const int n = w.submit_tasks;
     for (auto _ : state) {
       std::vector<concur::Future<int>> futures;
       futures.reserve(static_cast<std::size_t>(n));
@@ -164,10 +175,10 @@ void a_submit_result(benchmark::State& state) {
   });
 }
 
-void b_map(benchmark::State& state, std::size_t chunksize) {
+void b_map(benchmark::State& state, const Workload& w, std::size_t chunksize) {
   guarded(state, [&] {
     WarmPool pool;
-    const int n = g_map_items;
+    const int n = w.map_items;
     std::vector<int> inputs(static_cast<std::size_t>(n));
     std::iota(inputs.begin(), inputs.end(), 0);
     for (auto _ : state) {
@@ -188,17 +199,17 @@ void b_map(benchmark::State& state, std::size_t chunksize) {
   });
 }
 
-void b_map_chunk1(benchmark::State& state) {
-  b_map(state, 1);
+void b_map_chunk1(benchmark::State& state, const Workload& w) {
+  b_map(state, w, 1);
 }
-void b_map_chunk64(benchmark::State& state) {
-  b_map(state, 64);
+void b_map_chunk64(benchmark::State& state, const Workload& w) {
+  b_map(state, w, 64);
 }
 
-void c_round_trip(benchmark::State& state) {
+void c_round_trip(benchmark::State& state, const Workload& w) {
   guarded(state, [&] {
     WarmPool pool;
-    const int n = g_round_trips;
+    const int n = w.round_trips;
     for (auto _ : state) {
       std::vector<double> us;
       us.reserve(static_cast<std::size_t>(n));
@@ -222,10 +233,9 @@ void c_round_trip(benchmark::State& state) {
 // Both d cases: task i sums array i % 8; `submit_one(i)` submits it. All tasks are submitted,
 // then every result is read and checked.
 template <class SubmitOne>
-void d_arrays(benchmark::State& state, SubmitOne submit_one) {
+void d_arrays(benchmark::State& state, int n, SubmitOne submit_one) {
   std::vector<double> expected(kDistinctArrays);
   for (std::size_t j = 0; j < kDistinctArrays; ++j) expected[j] = expected_array_sum(j);
-  const int n = g_array_tasks;
   for (auto _ : state) {
     std::vector<concur::Future<double>> futures;
     futures.reserve(static_cast<std::size_t>(n));
@@ -245,7 +255,7 @@ void d_arrays(benchmark::State& state, SubmitOne submit_one) {
   }
 }
 
-void d_array_copy(benchmark::State& state) {
+void d_array_copy(benchmark::State& state, const Workload& w) {
   guarded(state, [&] {
     std::vector<std::vector<double>> arrays(kDistinctArrays);
     for (std::size_t j = 0; j < kDistinctArrays; ++j) {
@@ -255,12 +265,12 @@ void d_array_copy(benchmark::State& state) {
     WarmPool pool;
     // sum_vector takes its vector by value: the 1 MiB is encoded into the task and decoded in
     // the worker, as Python pickles an array argument.
-    d_arrays(state,
+    d_arrays(state, w.array_tasks,
              [&](std::size_t i) { return pool->submit(sum_vector, arrays[i % kDistinctArrays]); });
   });
 }
 
-void d_array_shared(benchmark::State& state) {
+void d_array_shared(benchmark::State& state, const Workload& w) {
   guarded(state, [&] {
     // Made before timing, as the CPython side makes its SharedMemory blocks: only handing them
     // to the tasks is measured.
@@ -271,7 +281,7 @@ void d_array_shared(benchmark::State& state) {
     }
     WarmPool pool;
     // A SharedArray travels as its descriptor; the worker maps the same memory, no copy.
-    d_arrays(state,
+    d_arrays(state, w.array_tasks,
              [&](std::size_t i) { return pool->submit(sum_shared, arrays[i % kDistinctArrays]); });
   });
 }
@@ -289,9 +299,9 @@ struct CpythonRun {
   std::string version = "?";
 };
 
-CpythonRun run_cpython(const std::string& python, int repetitions) {
+CpythonRun run_cpython(const concur::bench::RaceOptions& options, const Workload& w) {
   CpythonRun run;
-  concur::support::Python cpython(python);
+  concur::support::Python cpython(options.python);
   if (auto why_not = cpython.unavailable()) {
     run.why_not = *why_not;
     return run;
@@ -299,9 +309,9 @@ CpythonRun run_cpython(const std::string& python, int repetitions) {
   try {
     run.result = cpython.run_json(
         "cpython_process_pool.py",
-        {"--tasks", std::to_string(g_submit_tasks), "--map-items", std::to_string(g_map_items),
-         "--round-trips", std::to_string(g_round_trips), "--array-tasks",
-         std::to_string(g_array_tasks), "--repetitions", std::to_string(repetitions)},
+        {"--tasks", std::to_string(w.submit_tasks), "--map-items", std::to_string(w.map_items),
+         "--round-trips", std::to_string(w.round_trips), "--array-tasks",
+         std::to_string(w.array_tasks), "--repetitions", std::to_string(options.repetitions())},
         std::chrono::seconds(900));
     run.start_method = run.result->value("start_method", "?");
     run.version = run.result->value("version", "?");
@@ -365,31 +375,14 @@ void print_goal(const concur::bench::Race& race) {
 int main(int argc, char** argv) {
   concur::multiprocessing::main_guard(argc, argv);  // workers re-run this program: they stop here
 
-  std::string python = concur::support::kDefaultPython;
-  std::string json_path;
-  bool quick = false;
-  std::vector<char*> gb_args{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
-      python = argv[++i];
-    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      gb_args.push_back(argv[i]);
-    }
-  }
-  if (quick) {
-    g_submit_tasks = 2'000;
-    g_map_items = 2'000;
-    g_round_trips = 200;
-    g_array_tasks = 20;
-  }
-  const int repetitions = quick ? 3 : 7;
+  const concur::bench::RaceOptions options = concur::bench::parse_race_options(
+      argc, argv, "concur::ProcessPoolExecutor beside CPython's Pool and ProcessPoolExecutor",
+      concur::bench::PythonPeers::some, "a tenth of the counts");
+  const Workload w = workload(options);
+  const int repetitions = options.repetitions();
 
   // CPython first, before any concur worker exists, so the two never share the cores.
-  const CpythonRun cpython = run_cpython(python, repetitions);
+  const CpythonRun cpython = run_cpython(options, w);
 
   concur::bench::Race race(fmt::format(
       "Process pools, {} worker processes each (the submitting process is a third); concur: "
@@ -399,7 +392,7 @@ int main(int argc, char** argv) {
   constexpr const char* kWarm = "; warm pool, start-up excluded";
   race.add_scenario(
       {"a_submit_result",
-       fmt::format("(a) submit {} tasks int f(int), then result() of all{}", g_submit_tasks, kWarm),
+       fmt::format("(a) submit {} tasks int f(int), then result() of all{}", w.submit_tasks, kWarm),
        "tasks_per_s",
        "tasks/s",
        false,
@@ -407,21 +400,21 @@ int main(int argc, char** argv) {
   race.add_scenario({"b_map_chunk1",
                      fmt::format("(b) map(f) over {} ints, chunksize 1, all results read{} "
                                  "(issue 4: Pool.map ~{:.0f} tasks/s here; goal {:.0f}x)",
-                                 g_map_items, kWarm, kIssuePoolMapRate, kGoalFactor),
+                                 w.map_items, kWarm, kIssuePoolMapRate, kGoalFactor),
                      "tasks_per_s",
                      "tasks/s",
                      false,
                      {}});
   race.add_scenario({"b_map_chunk64",
                      fmt::format("(b') map(f) over {} ints, chunksize 64, all results read{}",
-                                 g_map_items, kWarm),
+                                 w.map_items, kWarm),
                      "tasks_per_s",
                      "tasks/s",
                      false,
                      {}});
   race.add_scenario({"c_round_trip",
                      fmt::format("(c) one task's round trip, submit(f, i).result(), {} times{}",
-                                 g_round_trips, kWarm),
+                                 w.round_trips, kWarm),
                      "p50_us",
                      "us",
                      true,
@@ -429,7 +422,7 @@ int main(int argc, char** argv) {
   race.add_scenario({"d_array_copy",
                      fmt::format("(d) {} tasks, each given a 1 MiB array of doubles by value "
                                  "(copied), returning its sum{}",
-                                 g_array_tasks, kWarm),
+                                 w.array_tasks, kWarm),
                      "mib_per_s",
                      "MiB/s",
                      false,
@@ -437,18 +430,19 @@ int main(int argc, char** argv) {
   race.add_scenario({"d_array_shared",
                      fmt::format("(d') {} tasks, each given one of 8 shared-memory arrays of 1 MiB "
                                  "(made before timing, no copy), returning its sum{}",
-                                 g_array_tasks, kWarm),
+                                 w.array_tasks, kWarm),
                      "mib_per_s",
                      "MiB/s",
                      false,
                      {}});
 
-  using Case = std::pair<const char*, void (*)(benchmark::State&)>;
+  using Case = std::pair<const char*, void (*)(benchmark::State&, const Workload&)>;
   for (auto [scenario, fn] :
        {Case{"a_submit_result", a_submit_result}, Case{"b_map_chunk1", b_map_chunk1},
         Case{"b_map_chunk64", b_map_chunk64}, Case{"c_round_trip", c_round_trip},
         Case{"d_array_copy", d_array_copy}, Case{"d_array_shared", d_array_shared}}) {
-    benchmark::RegisterBenchmark((std::string(scenario) + "/concur").c_str(), fn)
+    benchmark::RegisterBenchmark((std::string(scenario) + "/concur").c_str(),
+                                 [w, fn = fn](benchmark::State& state) { fn(state, w); })
         ->Iterations(1)
         ->Repetitions(repetitions)
         ->UseRealTime();
@@ -458,9 +452,7 @@ int main(int argc, char** argv) {
     race.add_note("b_map_chunk64", "cpython_ppe", "not run (Pool.map's chunksize only)");
   }
 
-  gb_args.push_back(const_cast<char*>("--benchmark_enable_random_interleaving=true"));
-  int gb_argc = static_cast<int>(gb_args.size());
-  const int code = race.run(gb_argc, gb_args.data(), json_path);
+  const int code = race.run(options);
   print_goal(race);
   return code;
 }

@@ -14,6 +14,7 @@
 // CPython's ThreadPoolExecutor(2) through /usr/bin/python3 (bench/peers/cpython_thread_pool.py).
 //
 // Usage: thread_pool_bench [--python PATH] [--json FILE] [--quick] [Google Benchmark flags]
+//   (--help lists them)
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
@@ -27,7 +28,6 @@
 #include <chrono>
 #include <concur/thread_pool.hpp>
 #include <cstdio>
-#include <cstring>
 #include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "common/options.hpp"
 #include "common/race.hpp"
 #include "python.hpp"
 #include "stats.hpp"
@@ -46,22 +47,44 @@ using concur::support::median_of;
 using concur::support::percentile_of;
 
 constexpr int kWorkers = 2;
-int g_submit_tasks = 200'000;
-int g_round_trips = 10'000;
-int g_fan_out = 1'000;
-int g_fan_out_reps = 20;
-int g_fib_n = 25;
-int g_map_items = 100'000;
+
+// How much each case does, full or --quick.
+struct Workload {
+  int submit_tasks;  // (a)
+  int round_trips;   // (b)
+  int fan_out;       // (c): tasks in one fan-out
+  int fan_out_reps;  // (c): fan-outs in one repetition
+  int fib_n;         // (d)
+  int map_items;     // (e)
+  // One (c) task's arithmetic: ~1 us once calibrate_work() has run.
+  std::uint64_t work_iterations = 300;
+};
+
+Workload workload(const concur::bench::RaceOptions& options) {
+  if (options.quick) {
+    return {.submit_tasks = 20'000,
+            .round_trips = 2'000,
+            .fan_out = 1'000,
+            .fan_out_reps = 5,
+            .fib_n = 20,
+            .map_items = 10'000};
+  }
+  return {.submit_tasks = 200'000,
+          .round_trips = 10'000,
+          .fan_out = 1'000,
+          .fan_out_reps = 20,
+          .fib_n = 25,
+          .map_items = 100'000};
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// ~1 us of arithmetic, calibrated once so that a serial loop of 1,000 takes ~0.9 ms.
-std::uint64_t g_work_iterations = 300;
-std::uint64_t work(std::uint64_t seed) {
+// ~1 us of arithmetic with the calibrated `iterations`.
+std::uint64_t work(std::uint64_t seed, std::uint64_t iterations) {
   std::uint64_t x = seed | 1;
-  for (std::uint64_t i = 0; i < g_work_iterations; ++i) {
+  for (std::uint64_t i = 0; i < iterations; ++i) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -69,23 +92,25 @@ std::uint64_t work(std::uint64_t seed) {
   return x;
 }
 
-double serial_fan_out_ms() {
+double serial_fan_out_ms(const Workload& w) {
   std::vector<double> runs;
   for (int r = 0; r < 21; ++r) {
     const auto t0 = Clock::now();
     std::uint64_t sink = 0;
-    for (int i = 0; i < g_fan_out; ++i) sink += work(static_cast<std::uint64_t>(i));
+    for (int i = 0; i < w.fan_out; ++i)
+      sink += work(static_cast<std::uint64_t>(i), w.work_iterations);
     benchmark::DoNotOptimize(sink);
     runs.push_back(seconds_since(t0) * 1e3);
   }
   return median_of(runs);
 }
 
-void calibrate_work() {
+// Calibrated once so that a serial loop of 1,000 tasks' work takes ~0.9 ms.
+void calibrate_work(Workload& w) {
   for (int round = 0; round < 6; ++round) {
-    const double ms = serial_fan_out_ms();
-    g_work_iterations = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(static_cast<double>(g_work_iterations) * 0.9 / ms));
+    const double ms = serial_fan_out_ms(w);
+    w.work_iterations = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(static_cast<double>(w.work_iterations) * 0.9 / ms));
   }
 }
 
@@ -95,6 +120,14 @@ long fib_serial(int n) {
 
 // ---------------------------------------------------------------------------------------------
 // One adapter per future-returning pool: submit(f) -> a future; get(future) -> value.
+
+// The pools whose futures are std::future-like.
+struct StdFutureGet {
+  template <class Fut>
+  static decltype(auto) get(Fut& f) {
+    return f.get();
+  }
+};
 
 struct ConcurPool {
   static constexpr const char* name = "concur";
@@ -109,7 +142,7 @@ struct ConcurPool {
   }
 };
 
-struct TbbArenaPool {
+struct TbbArenaPool : StdFutureGet {
   static constexpr const char* name = "tbb_arena_future";
   tbb::task_arena arena{kWorkers, 0};
   template <class F>
@@ -120,13 +153,9 @@ struct TbbArenaPool {
     arena.enqueue([task] { (*task)(); });
     return future;
   }
-  template <class Fut>
-  static decltype(auto) get(Fut& f) {
-    return f.get();
-  }
 };
 
-struct AsioPool {
+struct AsioPool : StdFutureGet {
   static constexpr const char* name = "asio_packaged_task";
   boost::asio::thread_pool pool{kWorkers};
   ~AsioPool() { pool.join(); }
@@ -138,34 +167,22 @@ struct AsioPool {
     boost::asio::post(pool, std::move(task));
     return future;
   }
-  template <class Fut>
-  static decltype(auto) get(Fut& f) {
-    return f.get();
-  }
 };
 
-struct MutexCondvarPool {
+struct MutexCondvarPool : StdFutureGet {
   static constexpr const char* name = "mutex_condvar_pool";
   thread_pool::ThreadPool pool{kWorkers};
   template <class F>
   auto submit(F&& f) {
     return pool.Submit(std::forward<F>(f));
   }
-  template <class Fut>
-  static decltype(auto) get(Fut& f) {
-    return f.get();
-  }
 };
 
-struct StdAsync {
+struct StdAsync : StdFutureGet {
   static constexpr const char* name = "std_async";
   template <class F>
   auto submit(F&& f) {
     return std::async(std::launch::async, std::forward<F>(f));
-  }
-  template <class Fut>
-  static decltype(auto) get(Fut& f) {
-    return f.get();
   }
 };
 
@@ -179,11 +196,11 @@ Pool& pool_instance() {
 // The scenarios, generic over future-returning pools.
 
 template <class Pool>
-void a_submit_result(benchmark::State& state) {
+void a_submit_result(benchmark::State& state, const Workload& w) {
   Pool& pool = pool_instance<Pool>();
   // std::async starts a thread per task; a tenth of the tasks gives the same rate in a tenth of
   // the time.
-  const int n = std::is_same_v<Pool, StdAsync> ? g_submit_tasks / 10 : g_submit_tasks;
+  const int n = std::is_same_v<Pool, StdAsync> ? w.submit_tasks / 10 : w.submit_tasks;
   for (auto _ : state) {
     using Future = decltype(pool.submit([] { return 0; }));
     std::vector<Future> futures;
@@ -199,9 +216,9 @@ void a_submit_result(benchmark::State& state) {
 }
 
 template <class Pool>
-void b_round_trip(benchmark::State& state) {
+void b_round_trip(benchmark::State& state, const Workload& w) {
   Pool& pool = pool_instance<Pool>();
-  const int n = std::is_same_v<Pool, StdAsync> ? g_round_trips / 10 : g_round_trips;
+  const int n = std::is_same_v<Pool, StdAsync> ? w.round_trips / 10 : w.round_trips;
   for (auto _ : state) {
     std::vector<double> us;
     us.reserve(static_cast<std::size_t>(n));
@@ -217,17 +234,19 @@ void b_round_trip(benchmark::State& state) {
 }
 
 template <class Pool>
-void c_fan_out_in(benchmark::State& state) {
+void c_fan_out_in(benchmark::State& state, const Workload& w) {
   Pool& pool = pool_instance<Pool>();
   for (auto _ : state) {
     std::vector<double> ms;
-    for (int r = 0; r < g_fan_out_reps; ++r) {
+    for (int r = 0; r < w.fan_out_reps; ++r) {
       using Future = decltype(pool.submit([] { return std::uint64_t{0}; }));
       std::vector<Future> futures;
-      futures.reserve(static_cast<std::size_t>(g_fan_out));
+      futures.reserve(static_cast<std::size_t>(w.fan_out));
       const auto t0 = Clock::now();
-      for (int i = 0; i < g_fan_out; ++i) {
-        futures.push_back(pool.submit([i] { return work(static_cast<std::uint64_t>(i)); }));
+      for (int i = 0; i < w.fan_out; ++i) {
+        futures.push_back(pool.submit([i, iterations = w.work_iterations] {
+          return work(static_cast<std::uint64_t>(i), iterations);
+        }));
       }
       if constexpr (std::is_same_v<Pool, ConcurPool>) concur::wait(futures);
       std::uint64_t sum = 0;
@@ -246,14 +265,14 @@ long concur_fib(concur::ThreadPoolExecutor& pool, int n) {
   return a.result() + b.result();
 }
 
-void d_nested_fib_concur(benchmark::State& state) {
+void d_nested_fib_concur(benchmark::State& state, const Workload& w) {
   ConcurPool& pool = pool_instance<ConcurPool>();
-  const long expected = fib_serial(g_fib_n);
+  const long expected = fib_serial(w.fib_n);
   for (auto _ : state) {
     std::vector<double> ms;
     for (int r = 0; r < 3; ++r) {
       const auto t0 = Clock::now();
-      const long v = pool.pool.submit(concur_fib, std::ref(pool.pool), g_fib_n).result();
+      const long v = pool.pool.submit(concur_fib, std::ref(pool.pool), w.fib_n).result();
       ms.push_back(seconds_since(t0) * 1e3);
       if (v != expected) state.SkipWithError("wrong fib");
     }
@@ -262,9 +281,9 @@ void d_nested_fib_concur(benchmark::State& state) {
 }
 
 template <class Pool>
-void e_map(benchmark::State& state) {
+void e_map(benchmark::State& state, const Workload& w) {
   Pool& pool = pool_instance<Pool>();
-  std::vector<int> items(static_cast<std::size_t>(g_map_items));
+  std::vector<int> items(static_cast<std::size_t>(w.map_items));
   std::iota(items.begin(), items.end(), 0);
   for (auto _ : state) {
     const auto t0 = Clock::now();
@@ -279,8 +298,8 @@ void e_map(benchmark::State& state) {
       for (auto& f : futures) sum += Pool::get(f);
     }
     const double dt = seconds_since(t0);
-    if (sum != static_cast<long>(g_map_items) * (g_map_items - 1)) state.SkipWithError("wrong sum");
-    state.counters["items_per_s"] = g_map_items / dt;
+    if (sum != static_cast<long>(w.map_items) * (w.map_items - 1)) state.SkipWithError("wrong sum");
+    state.counters["items_per_s"] = w.map_items / dt;
   }
 }
 
@@ -291,36 +310,36 @@ struct TbbGroup {
   tbb::task_arena arena{kWorkers + 1, 1};
 };
 
-void a_submit_result_tbb_group(benchmark::State& state) {
+void a_submit_result_tbb_group(benchmark::State& state, const Workload& w) {
   TbbGroup& tbb = pool_instance<TbbGroup>();
-  std::vector<int> results(static_cast<std::size_t>(g_submit_tasks));
+  std::vector<int> results(static_cast<std::size_t>(w.submit_tasks));
   for (auto _ : state) {
     double dt = 0;
     tbb.arena.execute([&] {
       tbb::task_group group;
       const auto t0 = Clock::now();
-      for (int i = 0; i < g_submit_tasks; ++i) {
+      for (int i = 0; i < w.submit_tasks; ++i) {
         group.run([&results, i] { results[static_cast<std::size_t>(i)] = i; });
       }
       group.wait();
       dt = seconds_since(t0);
     });
-    state.counters["tasks_per_s"] = g_submit_tasks / dt;
+    state.counters["tasks_per_s"] = w.submit_tasks / dt;
   }
 }
 
-void c_fan_out_in_tbb_group(benchmark::State& state) {
+void c_fan_out_in_tbb_group(benchmark::State& state, const Workload& w) {
   TbbGroup& tbb = pool_instance<TbbGroup>();
-  std::vector<std::uint64_t> results(static_cast<std::size_t>(g_fan_out));
+  std::vector<std::uint64_t> results(static_cast<std::size_t>(w.fan_out));
   for (auto _ : state) {
     std::vector<double> ms;
-    for (int r = 0; r < g_fan_out_reps; ++r) {
+    for (int r = 0; r < w.fan_out_reps; ++r) {
       tbb.arena.execute([&] {
         tbb::task_group group;
         const auto t0 = Clock::now();
-        for (int i = 0; i < g_fan_out; ++i) {
-          group.run([&results, i] {
-            results[static_cast<std::size_t>(i)] = work(static_cast<std::uint64_t>(i));
+        for (int i = 0; i < w.fan_out; ++i) {
+          group.run([&results, i, iterations = w.work_iterations] {
+            results[static_cast<std::size_t>(i)] = work(static_cast<std::uint64_t>(i), iterations);
           });
         }
         group.wait();
@@ -342,15 +361,15 @@ long tbb_fib(int n) {
   return a + b;
 }
 
-void d_nested_fib_tbb_group(benchmark::State& state) {
+void d_nested_fib_tbb_group(benchmark::State& state, const Workload& w) {
   TbbGroup& tbb = pool_instance<TbbGroup>();
-  const long expected = fib_serial(g_fib_n);
+  const long expected = fib_serial(w.fib_n);
   for (auto _ : state) {
     std::vector<double> ms;
     for (int r = 0; r < 3; ++r) {
       long v = 0;
       const auto t0 = Clock::now();
-      tbb.arena.execute([&] { v = tbb_fib(g_fib_n); });
+      tbb.arena.execute([&] { v = tbb_fib(w.fib_n); });
       ms.push_back(seconds_since(t0) * 1e3);
       if (v != expected) state.SkipWithError("wrong fib");
     }
@@ -358,15 +377,15 @@ void d_nested_fib_tbb_group(benchmark::State& state) {
   }
 }
 
-void e_map_tbb_group(benchmark::State& state) {
+void e_map_tbb_group(benchmark::State& state, const Workload& w) {
   TbbGroup& tbb = pool_instance<TbbGroup>();
-  std::vector<int> results(static_cast<std::size_t>(g_map_items));
+  std::vector<int> results(static_cast<std::size_t>(w.map_items));
   for (auto _ : state) {
     double dt = 0;
     tbb.arena.execute([&] {
       tbb::task_group group;
       const auto t0 = Clock::now();
-      for (int i = 0; i < g_map_items; ++i) {
+      for (int i = 0; i < w.map_items; ++i) {
         group.run([&results, i] { results[static_cast<std::size_t>(i)] = i * 2; });
       }
       group.wait();
@@ -375,22 +394,32 @@ void e_map_tbb_group(benchmark::State& state) {
       benchmark::DoNotOptimize(sum);
       dt = seconds_since(t0);
     });
-    state.counters["items_per_s"] = g_map_items / dt;
+    state.counters["items_per_s"] = w.map_items / dt;
   }
 }
 
-void serial_reference(benchmark::State& state) {
-  for (auto _ : state) state.counters["ms"] = serial_fan_out_ms();
+void serial_reference(benchmark::State& state, const Workload& w) {
+  for (auto _ : state) state.counters["ms"] = serial_fan_out_ms(w);
+}
+
+using Case = void (*)(benchmark::State&, const Workload&);
+
+// One benchmark "<scenario>/<peer>": one iteration a repetition, its figures its own counters.
+void register_case(const std::string& scenario, const std::string& peer, Case fn, const Workload& w,
+                   int repetitions) {
+  benchmark::RegisterBenchmark((scenario + "/" + peer).c_str(),
+                               [w, fn](benchmark::State& state) { fn(state, w); })
+      ->Iterations(1)
+      ->Repetitions(repetitions)
+      ->UseRealTime();
 }
 
 template <class Pool>
-void register_future_pool(int repetitions, bool fib_deadlocks, concur::bench::Race& race) {
+void register_future_pool(const Workload& w, int repetitions, bool fib_deadlocks,
+                          concur::bench::Race& race) {
   const std::string peer = Pool::name;
-  auto reg = [&](const char* scenario, auto fn) {
-    benchmark::RegisterBenchmark((std::string(scenario) + "/" + peer).c_str(), fn)
-        ->Iterations(1)
-        ->Repetitions(repetitions)
-        ->UseRealTime();
+  auto reg = [&](const char* scenario, Case fn) {
+    register_case(scenario, peer, fn, w, repetitions);
   };
   reg("a_submit_result", a_submit_result<Pool>);
   reg("b_round_trip", b_round_trip<Pool>);
@@ -405,32 +434,15 @@ void register_future_pool(int repetitions, bool fib_deadlocks, concur::bench::Ra
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string python = "/usr/bin/python3";
-  std::string json_path;
-  bool quick = false;
-  std::vector<char*> gb_args{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
-      python = argv[++i];
-    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
-      json_path = argv[++i];
-    } else if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      gb_args.push_back(argv[i]);
-    }
-  }
-  if (quick) {
-    g_submit_tasks = 20'000;
-    g_round_trips = 2'000;
-    g_fan_out_reps = 5;
-    g_fib_n = 20;
-    g_map_items = 10'000;
-  }
-  const int repetitions = quick ? 3 : 7;
+  const concur::bench::RaceOptions options = concur::bench::parse_race_options(
+      argc, argv, "concur::ThreadPoolExecutor beside the thread pools this machine has",
+      concur::bench::PythonPeers::some,
+      "a tenth of the tasks and items, fewer round trips and fan-outs, fib(20)");
+  Workload w = workload(options);
+  const int repetitions = options.repetitions();
   // The pools must not outnumber the cores they are given: cap TBB at our thread budget.
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
-  calibrate_work();
+  calibrate_work(w);
 
   concur::bench::Race race(fmt::format(
       "Thread pools, {} workers each (the submitting thread is a third); {} repetitions, "
@@ -438,7 +450,7 @@ int main(int argc, char** argv) {
       kWorkers, repetitions));
   race.add_scenario(
       {"a_submit_result",
-       fmt::format("(a) submit {} tasks returning an int, then result() of all", g_submit_tasks),
+       fmt::format("(a) submit {} tasks returning an int, then result() of all", w.submit_tasks),
        "tasks_per_s",
        "tasks/s",
        false,
@@ -451,62 +463,53 @@ int main(int argc, char** argv) {
                      {"p99_us"}});
   race.add_scenario(
       {"c_fan_out_in",
-       fmt::format("(c) fan-out/fan-in of {} tasks of ~1 us (serial loop below)", g_fan_out),
+       fmt::format("(c) fan-out/fan-in of {} tasks of ~1 us (serial loop below)", w.fan_out),
        "ms",
        "ms",
        true,
        {}});
   race.add_scenario(
       {"d_nested_fib",
-       fmt::format("(d) fib({}), every call a task waiting on its two children", g_fib_n),
+       fmt::format("(d) fib({}), every call a task waiting on its two children", w.fib_n),
        "ms",
        "ms",
        true,
        {}});
   race.add_scenario({"e_map",
-                     fmt::format("(e) map over {} integers", g_map_items),
+                     fmt::format("(e) map over {} integers", w.map_items),
                      "items_per_s",
                      "items/s",
                      false,
                      {}});
 
-  register_future_pool<ConcurPool>(repetitions, false, race);
-  benchmark::RegisterBenchmark("d_nested_fib/concur", d_nested_fib_concur)
-      ->Iterations(1)
-      ->Repetitions(repetitions)
-      ->UseRealTime();
-  register_future_pool<TbbArenaPool>(repetitions, false, race);
+  register_future_pool<ConcurPool>(w, repetitions, false, race);
+  register_case("d_nested_fib", "concur", d_nested_fib_concur, w, repetitions);
+  register_future_pool<TbbArenaPool>(w, repetitions, false, race);
   race.add_note("d_nested_fib", "tbb_arena_future", "-");
-  register_future_pool<AsioPool>(repetitions, true, race);
-  register_future_pool<MutexCondvarPool>(repetitions, true, race);
-  register_future_pool<StdAsync>(repetitions, false, race);
+  register_future_pool<AsioPool>(w, repetitions, true, race);
+  register_future_pool<MutexCondvarPool>(w, repetitions, true, race);
+  register_future_pool<StdAsync>(w, repetitions, false, race);
   race.add_note("d_nested_fib", "std_async", "not run: a thread per call, 121k threads");
   race.add_note("e_map", "std_async", "not run: a thread per item");
-  using Case = std::pair<const char*, void (*)(benchmark::State&)>;
   for (auto [scenario, fn] :
-       {Case{"a_submit_result", a_submit_result_tbb_group},
-        Case{"c_fan_out_in", c_fan_out_in_tbb_group}, Case{"d_nested_fib", d_nested_fib_tbb_group},
-        Case{"e_map", e_map_tbb_group}}) {
-    benchmark::RegisterBenchmark((std::string(scenario) + "/tbb_task_group").c_str(), fn)
-        ->Iterations(1)
-        ->Repetitions(repetitions)
-        ->UseRealTime();
+       {std::pair<const char*, Case>{"a_submit_result", a_submit_result_tbb_group},
+        {"c_fan_out_in", c_fan_out_in_tbb_group},
+        {"d_nested_fib", d_nested_fib_tbb_group},
+        {"e_map", e_map_tbb_group}}) {
+    register_case(scenario, "tbb_task_group", fn, w, repetitions);
   }
   race.add_note("b_round_trip", "tbb_task_group", "n/a (runs inline)");
-  benchmark::RegisterBenchmark("c_fan_out_in/serial_loop", serial_reference)
-      ->Iterations(1)
-      ->Repetitions(repetitions)
-      ->UseRealTime();
+  register_case("c_fan_out_in", "serial_loop", serial_reference, w, repetitions);
 
   // CPython, measured by its own program in the same run, before the C++ pools start.
-  concur::support::Python cpython(python);
+  concur::support::Python cpython(options.python);
   if (auto why_not = cpython.unavailable()) {
     race.add_skipped("cpython", *why_not);
   } else {
     const nlohmann::json result = cpython.run_json(
         "cpython_thread_pool.py",
-        {"--tasks", std::to_string(g_submit_tasks), "--round-trips", std::to_string(g_round_trips),
-         "--fan-out", std::to_string(g_fan_out), "--map-items", std::to_string(g_map_items),
+        {"--tasks", std::to_string(w.submit_tasks), "--round-trips", std::to_string(w.round_trips),
+         "--fan-out", std::to_string(w.fan_out), "--map-items", std::to_string(w.map_items),
          "--repetitions", std::to_string(repetitions)},
         std::chrono::seconds(900));
     for (const auto& [scenario, counters] : result.items()) {
@@ -517,7 +520,5 @@ int main(int argc, char** argv) {
     race.add_note("d_nested_fib", "cpython", "not run: deadlocks (as in Python's docs)");
   }
 
-  gb_args.push_back(const_cast<char*>("--benchmark_enable_random_interleaving=true"));
-  int gb_argc = static_cast<int>(gb_args.size());
-  return race.run(gb_argc, gb_args.data(), json_path);
+  return race.run(options);
 }

@@ -3,27 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "format.hpp"
 #include "machine.hpp"
 #include "stats.hpp"
 
 namespace concur::bench {
-
-namespace {
-
-std::string format_value(double v) {
-  if (std::isnan(v)) return "-";
-  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
-  if (v >= 1e4) return fmt::format("{:.1f}k", v / 1e3);
-  if (v >= 100) return fmt::format("{:.0f}", v);
-  if (v >= 10) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.2f}", v);
-}
-
-}  // namespace
 
 void Race::note_peer(const std::string& peer) {
   if (std::find(peers_.begin(), peers_.end(), peer) != peers_.end()) return;
@@ -88,8 +75,13 @@ class RaceReporter : public benchmark::ConsoleReporter {
   Race& race_;
 };
 
-int Race::run(int argc, char** argv, const std::string& json_path) {
-  benchmark::Initialize(&argc, argv);
+int Race::run(const RaceOptions& options) {
+  std::vector<std::string> args = options.benchmark_args;
+  args.emplace_back("--benchmark_enable_random_interleaving=true");
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  int argc = static_cast<int>(argv.size());
+  benchmark::Initialize(&argc, argv.data());
   RaceReporter reporter(*this);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
@@ -108,19 +100,18 @@ int Race::run(int argc, char** argv, const std::string& json_path) {
       std::string ratio;
       nlohmann::json row;
       if (auto m = median(sc.name, peer, sc.counter)) {
-        cell = format_value(*m);
+        cell = format_number(*m);
         row["median"] = *m;
         row["repetitions"] = samples_[sc.name][peer][sc.counter].size();
         for (const std::string& extra : sc.extra_counters) {
           if (auto e = median(sc.name, peer, extra)) {
-            cell += fmt::format("  ({} {})", extra, format_value(*e));
+            cell += fmt::format("  ({} {})", extra, format_number(*e));
             row[extra] = *e;
           }
         }
         if (ours && peer != "concur" && *m > 0 && *ours > 0) {
           const double r = sc.lower_is_better ? *m / *ours : *ours / *m;
-          ratio =
-              fmt::format("concur is {:.2f}x {}", r >= 1 ? r : 1 / r, r >= 1 ? "better" : "worse");
+          ratio = format_advantage(r);
           row["concur_advantage"] = r;
         }
       } else if (auto n = notes_[sc.name].find(peer); n != notes_[sc.name].end()) {
@@ -138,9 +129,9 @@ int Race::run(int argc, char** argv, const std::string& json_path) {
       out["scenarios"][sc.name]["peers"][peer] = row;
     }
   }
-  if (!json_path.empty()) {
-    std::ofstream(json_path) << out.dump(2) << '\n';
-    fmt::print("\nwrote {}\n", json_path);
+  if (!options.json_path.empty()) {
+    std::ofstream(options.json_path) << out.dump(2) << '\n';
+    fmt::print("\nwrote {}\n", options.json_path);
   }
   return 0;
 }

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "options.hpp"
+
 namespace concur::bench {
 
 struct Scenario {
@@ -39,9 +41,10 @@ class Race {
   // A fixed cell, e.g. "deadlocks" for a peer that cannot run a scenario.
   void add_note(const std::string& scenario, const std::string& peer, const std::string& note);
 
-  // Runs the registered benchmarks (argc/argv as Google Benchmark takes them), prints the machine
-  // context and the table; writes JSON to `json_path` if not empty. Returns the process exit code.
-  int run(int argc, char** argv, const std::string& json_path);
+  // Runs the registered benchmarks (with options.benchmark_args, their repetitions interleaved at
+  // random), prints the machine context and the table; writes JSON to options.json_path if not
+  // empty. Returns the process exit code.
+  int run(const RaceOptions& options);
 
   // The median of the headline counter, if measured.
   std::optional<double> median(const std::string& scenario, const std::string& peer,

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "child.hpp"
+#include "common/format.hpp"
 #include "machine.hpp"
 #include "python.hpp"
 #include "stats.hpp"
@@ -48,6 +49,9 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using concur::bench::format_bytes;
+using concur::bench::format_number;
+using concur::bench::format_times;
 using concur::bench::echo::Child;
 using concur::support::median_of;
 using nlohmann::json;
@@ -417,22 +421,6 @@ Outcome run_once(const ServerSpec& spec, const Scenario& sc, const Settings& s,
 // ---------------------------------------------------------------------------------------------
 // Tables.
 
-std::string number(double v) {
-  if (std::isnan(v)) return "-";
-  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
-  if (v >= 1e4) return fmt::format("{:.1f}k", v / 1e3);
-  if (v >= 100) return fmt::format("{:.0f}", v);
-  if (v >= 10) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.2f}", v);
-}
-
-std::string bytes(double v) {
-  if (std::isnan(v)) return "-";
-  if (std::fabs(v) >= 1 << 20) return fmt::format("{:.1f} MiB", v / (1 << 20));
-  if (std::fabs(v) >= 1024) return fmt::format("{:.1f} KiB", v / 1024);
-  return fmt::format("{:.0f} B", v);
-}
-
 template <class Field>
 std::vector<double> values_of(const Cell& cell, Field field) {
   std::vector<double> v;
@@ -483,12 +471,12 @@ void print_table(const Scenario& sc, const std::vector<ServerSpec>& servers, con
     const auto cpu = values_of(cell, &Measurement::cpu_us_per_request);
     const auto ratios = paired_ratios(cell, reference);
     fmt::print("  {:<18} {:>11} {:>{}} {:>9} {:>9} {:>9} {:>10}  {}\n", spec.name,
-               number(median_of(cpu)),
-               ratios.empty() ? "-" : fmt::format("{:.2f}x", median_of(ratios)), ratio_width,
-               number(median_of(values_of(cell, &Measurement::rps))),
-               number(median_of(values_of(cell, &Measurement::p50_us))),
-               number(median_of(values_of(cell, &Measurement::p99_us))),
-               bytes(median_of(values_of(cell, &Measurement::memory_per_connection))),
+               format_number(median_of(cpu)),
+               ratios.empty() ? "-" : format_times(median_of(ratios)), ratio_width,
+               format_number(median_of(values_of(cell, &Measurement::rps))),
+               format_number(median_of(values_of(cell, &Measurement::p50_us))),
+               format_number(median_of(values_of(cell, &Measurement::p99_us))),
+               format_bytes(median_of(values_of(cell, &Measurement::memory_per_connection))),
                notes_of(cell, spec.skipped));
   }
   std::fflush(stdout);
@@ -557,8 +545,8 @@ void report_progress(const Scenario& sc, int rep, const Settings& s, const Serve
                      const Outcome& o) {
   const std::string what =
       o.status == Status::measured
-          ? fmt::format("{} us/req, {} req/s, p99 {} us", number(o.m.cpu_us_per_request),
-                        number(o.m.rps), number(o.m.p99_us))
+          ? fmt::format("{} us/req, {} req/s, p99 {} us", format_number(o.m.cpu_us_per_request),
+                        format_number(o.m.rps), format_number(o.m.p99_us))
           : (o.status == Status::skipped          ? "skipped: "
              : o.status == Status::did_not_finish ? "did not finish: "
                                                   : "failed: ") +
