@@ -10,6 +10,7 @@
 // Usage: mpirun -n 3 --oversubscribe mpi_pool_bench [--quick]
 //   --quick: tiny counts (a smoke run that checks it works; its figures mean nothing).
 // Do not run it for figures while the machine is busy (compiling, other benchmarks).
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <concur/mpi_pool.hpp>
@@ -17,7 +18,6 @@
 #include <concur/process_pool.hpp>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -99,8 +99,12 @@ void measure(const char* name, Pool& pool, const Counts& counts) {
 int main(int argc, char** argv) {
   concur::multiprocessing::main_guard(argc, argv);  // the process pool's workers stop here
   concur::mpi::main_guard(argc, argv);              // the MPI worker ranks serve here
-  Counts counts;
-  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) counts = Counts{500, 50, 1};
+  bool quick = false;
+  CLI::App app{
+      "concur::MpiPoolExecutor and ProcessPoolExecutor on the same tasks (under mpirun -n 3)"};
+  app.add_flag("--quick", quick, "tiny counts: a smoke run that checks it works, not figures");
+  CLI11_PARSE(app, argc, argv);
+  const Counts counts = quick ? Counts{500, 50, 1} : Counts{};
   {
     concur::MpiPoolExecutor pool;
     measure("concur_mpi", pool, counts);

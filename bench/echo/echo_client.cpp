@@ -490,8 +490,9 @@ int main(int argc, char** argv) {
   CLI::App app{"TCP echo load generator: one message in flight per connection (echo_race)"};
   app.add_option("--host", opt.host, "only 127.0.0.1");
   app.add_option("--port", opt.port, "the echo server's port")->required();
-  app.add_option("--connections", opt.connections);
-  app.add_option("--message-bytes", opt.message_bytes);
+  app.add_option("--connections", opt.connections, "connections, each with one message in flight");
+  app.add_option("--message-bytes", opt.message_bytes,
+                 "the size of every message (at most 64 MiB)");
   app.add_option("--seconds", opt.seconds, "the measured window");
   app.add_option("--warmup", opt.warmup, "seconds of load before the window");
   app.add_option("--connect-batch", opt.connect_batch,
