@@ -1,0 +1,48 @@
+// The preemption judge, fed synthetic measurements: every branch.
+#include "experiments/preemption.hpp"
+
+#include <gtest/gtest.h>
+
+#include "synthetic_measurements.hpp"
+
+namespace concur::lab::preemption {
+namespace {
+
+using testing::sample_of;
+
+Measurements measured(double slice_s, double loss, long switches = 500) {
+  Measurements m;
+  m.threads = 3;
+  m.involuntary_switches = switches;
+  m.median_slice_s = slice_s;
+  m.wait_per_switch_s = 2 * slice_s;
+  m.alone_work = sample_of(100);
+  m.shared_work = sample_of(100 * (1 - loss));
+  return m;
+}
+
+TEST(PreemptionJudge, IsInconclusiveWhenTheThreadsDidNotCompete) {
+  EXPECT_EQ(judge(measured(3e-3, 0.01, 2)).verdict, Verdict::kInconclusive);
+}
+
+TEST(PreemptionJudge, ConfirmsFewMillisecondSlicesThatCostMuch) {
+  EXPECT_EQ(judge(measured(3e-3, 0.2)).verdict, Verdict::kConfirmed);
+}
+
+TEST(PreemptionJudge, IsPartlyTrueWhenThePausesComeEveryFewMillisecondsButCostLittle) {
+  const Judgement j = judge(measured(3e-3, 0.01));
+  EXPECT_EQ(j.verdict, Verdict::kPartlyTrue);
+  EXPECT_NE(j.because.find("1.0%"), std::string::npos) << j.because;
+}
+
+TEST(PreemptionJudge, IsPartlyTrueWhenCostlyButNotAtTheStatedRhythm) {
+  EXPECT_EQ(judge(measured(50e-3, 0.3)).verdict, Verdict::kPartlyTrue);
+}
+
+TEST(PreemptionJudge, RefutesLongSlicesThatCostLittle) {
+  EXPECT_EQ(judge(measured(50e-3, 0.0)).verdict, Verdict::kRefuted);
+  EXPECT_EQ(judge(measured(0.2e-3, 0.0)).verdict, Verdict::kRefuted);
+}
+
+}  // namespace
+}  // namespace concur::lab::preemption
