@@ -16,6 +16,7 @@
 //   TypeError               TypeError                                    a message of another type
 //   ProtocolError           (pickle.UnpicklingError)                     bytes that are no message
 //   OSError                 OSError                                      a system call failed
+//   FileNotFoundError       FileNotFoundError                            no such name (shm unlink)
 //   ConnectionError         ConnectionError (and its subclasses below)   a connection failed
 //   ConnectionResetError    ConnectionResetError                         the peer reset it
 //   ConnectionRefusedError  ConnectionRefusedError                       nobody listens there
@@ -130,6 +131,11 @@ class OSError : public std::system_error {
       : std::system_error(errno_value, std::generic_category(), what) {}
 };
 
+// ENOENT: the name (of a shared memory segment, say) does not exist.
+class FileNotFoundError : public OSError {
+ public:
+  using OSError::OSError;
+};
 class ConnectionError : public OSError {
  public:
   using OSError::OSError;

@@ -1,12 +1,16 @@
 #include "concur/multiprocessing/connection.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <system_error>
 
+#include "concur/errors.hpp"
 #include "multiprocessing/frames.hpp"
 
 namespace concur::multiprocessing {
@@ -54,15 +58,17 @@ void Connection::set_max_message_bytes(std::uint64_t bytes) {
 
 namespace {
 
+// Python raises OSError for both ("handle is closed", "connection is read-only").
 void check_open(int fd, bool allowed, const char* call, const char* direction) {
   if (fd < 0) {
-    throw std::logic_error(std::string("concur::multiprocessing::Connection::") + call +
-                           "(): the connection is closed");
+    throw OSError(EBADF, std::string("concur::multiprocessing::Connection::") + call +
+                             "(): the connection is closed (handle is closed); use it before "
+                             "close(), or open a new Pipe()");
   }
   if (!allowed) {
-    throw std::logic_error(std::string("concur::multiprocessing::Connection::") + call +
-                           "(): this end of a one-way Pipe cannot " + direction +
-                           "; use the other end, or Pipe(true) for a two-way one");
+    throw OSError(EBADF, std::string("concur::multiprocessing::Connection::") + call +
+                             "(): this end of a one-way Pipe cannot " + direction +
+                             "; use the other end, or Pipe(true) for a two-way one");
   }
 }
 
@@ -121,8 +127,40 @@ void Connection::send_bytes(std::string_view bytes) {
   send(std::string(bytes));
 }
 
+void Connection::send_bytes(std::string_view buffer, std::size_t offset,
+                            std::optional<std::size_t> size) {
+  if (offset > buffer.size()) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::Connection::send_bytes(): buffer length < offset (" +
+        std::to_string(buffer.size()) + " < " + std::to_string(offset) +
+        "); pass an offset within the buffer");
+  }
+  const std::size_t n = size.value_or(buffer.size() - offset);
+  if (n > buffer.size() - offset) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::Connection::send_bytes(): buffer length < offset + size (" +
+        std::to_string(buffer.size()) + " < " + std::to_string(offset) + " + " + std::to_string(n) +
+        "); pass a size that fits after the offset");
+  }
+  send_bytes(buffer.substr(offset, n));
+}
+
 std::string Connection::recv_bytes() {
   return recv<std::string>();
+}
+
+std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t offset) {
+  if (offset > buffer.size()) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::Connection::recv_bytes_into(): offset out of bounds (" +
+        std::to_string(offset) + " > buffer length " + std::to_string(buffer.size()) + ")");
+  }
+  std::string message = recv_bytes();
+  if (message.size() > buffer.size() - offset) {
+    throw BufferTooShort(std::move(message), buffer.size() - offset);
+  }
+  std::memcpy(buffer.data() + offset, message.data(), message.size());
+  return message.size();
 }
 
 bool Connection::poll(std::chrono::nanoseconds timeout) {
@@ -130,6 +168,48 @@ bool Connection::poll(std::chrono::nanoseconds timeout) {
   if (reader_->decoder.has_buffered_bytes()) return true;
   return detail::wait_readable(fd_, concur::detail::deadline_after(timeout));
 }
+
+namespace connection {
+
+namespace {
+
+std::vector<std::size_t> ready_now(const std::vector<Waitable>& objects) {
+  std::vector<std::size_t> ready;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (Connection* c = objects[i].connection()) {
+      if (c->poll()) ready.push_back(i);  // counts bytes it has already read, too
+    } else {
+      pollfd pfd{objects[i].fd(), POLLIN, 0};
+      if (::poll(&pfd, 1, 0) > 0) ready.push_back(i);
+    }
+  }
+  return ready;
+}
+
+}  // namespace
+
+std::vector<std::size_t> wait(const std::vector<Waitable>& objects,
+                              std::optional<std::chrono::nanoseconds> timeout) {
+  const concur::detail::Deadline deadline =
+      timeout ? concur::detail::deadline_after(*timeout) : concur::detail::Deadline{};
+  std::vector<pollfd> fds(objects.size());
+  for (;;) {
+    std::vector<std::size_t> ready = ready_now(objects);
+    if (!ready.empty()) return ready;
+    int wait_ms = -1;
+    if (deadline) {
+      const auto left = *deadline - concur::detail::Clock::now();
+      if (left <= left.zero()) return ready;
+      wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+    }
+    for (std::size_t i = 0; i < objects.size(); ++i) fds[i] = {objects[i].fd(), POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) {
+      throw OSError(errno, "concur::multiprocessing::connection::wait(): poll");
+    }
+  }
+}
+
+}  // namespace connection
 
 std::pair<Connection, Connection> Pipe(bool duplex) {
   int fds[2];

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -36,6 +37,7 @@ constexpr const char* kForkserverVariable = "CONCUR_MP_FORKSERVER";
 
 std::atomic<bool> g_guard_ran{false};
 std::atomic<bool> g_is_child{false};
+Lineage g_lineage;      // written only while this process is single-threaded (at its start)
 std::mutex g_spawn_mu;  // one spawn at a time: the inherited descriptor must reach one child only
 
 [[noreturn]] void fail(const char* call) {
@@ -112,33 +114,67 @@ void send_bootstrap(int channel, const Bootstrap& bootstrap, const std::vector<i
 
 class ForkServer {
  public:
-  // Returns the new child's pid and the read end of a pipe that gets its wait status.
+  // Returns the new child's pid and the read end of a pipe that gets its wait status. A server
+  // that has died since the last call (killed, say) is replaced first, transparently, as is one
+  // that dies before it has taken this request; one that dies while forking fails this call only.
   std::pair<pid_t, int> fork_child(int child_channel) {
     std::lock_guard<std::mutex> lock(mu_);
-    start_if_needed();
-    int status[2];
-    if (pipe2(status, O_CLOEXEC) != 0) fail("pipe");
-    std::string request;
-    append_frame(request, kControl, 0, "fork", 2);
-    try {
-      send_all(control_, request, {child_channel, status[1]}, std::nullopt);
+    if (control_ >= 0 && !alive()) restart_next_time();
+    for (int attempt = 0;; ++attempt) {
+      start_if_needed();
+      int status[2];
+      if (pipe2(status, O_CLOEXEC) != 0) fail("pipe");
+      std::string request;
+      append_frame(request, kControl, 0, "fork", 2);
+      try {
+        send_all(control_, request, {child_channel, status[1]}, std::nullopt);
+      } catch (const EOFError&) {
+        // Gone before it read the request: nothing was forked, so a new server can take it.
+        close(status[0]);
+        close(status[1]);
+        restart_next_time();
+        if (attempt == 0) continue;
+        throw RuntimeError(
+            "concur::multiprocessing: Process::start(): the forkserver process exited as soon as "
+            "it started, twice; see its stderr, or use StartMethod::spawn");
+      }
       close(status[1]);
-      auto reply = receive_frame(control_, decoder_, std::nullopt);
+      return {read_pid_reply(status[0]), status[0]};
+    }
+  }
+
+ private:
+  pid_t read_pid_reply(int status_fd) {
+    try {
+      auto reply = receive_frame(control_, *decoder_, std::nullopt);
       if (!reply || reply->payload.size() != sizeof(pid_t)) {
-        throw RuntimeError("concur::multiprocessing: the forkserver process went away");
+        throw RuntimeError(
+            "concur::multiprocessing: Process::start(): the forkserver process died while "
+            "starting this child (was it killed?); a new forkserver starts at the next start(), "
+            "so start a new Process");
       }
       pid_t pid = 0;
       std::memcpy(&pid, reply->payload.data(), sizeof pid);
-      if (pid <= 0) throw RuntimeError("concur::multiprocessing: the forkserver could not fork");
-      return {pid, status[0]};
+      if (pid <= 0) {
+        throw RuntimeError(
+            "concur::multiprocessing: Process::start(): the forkserver could not fork (out of "
+            "memory or process slots?); free some and start a new Process");
+      }
+      return pid;
     } catch (...) {
-      close(status[0]);
+      close(status_fd);
       restart_next_time();
       throw;
     }
   }
 
- private:
+  // Between requests the server never writes, so its end being readable means end of file: it
+  // has exited. (Polling, not waitpid, since something else in the program may reap it.)
+  bool alive() const {
+    pollfd pfd{control_, POLLIN, 0};
+    return poll(&pfd, 1, 0) == 0;
+  }
+
   void start_if_needed() {
     if (control_ >= 0) return;
     auto [ours, theirs] = socket_pair();
@@ -149,6 +185,7 @@ class ForkServer {
   void restart_next_time() {
     if (control_ >= 0) close(control_);
     control_ = -1;
+    decoder_ = std::make_unique<FrameDecoder>();  // nothing half-read from the old server stays
     if (server_pid_ > 0) {
       ::kill(server_pid_, SIGKILL);
       waitpid(server_pid_, nullptr, 0);
@@ -159,7 +196,7 @@ class ForkServer {
   std::mutex mu_;
   int control_ = -1;
   pid_t server_pid_ = 0;
-  FrameDecoder decoder_;
+  std::unique_ptr<FrameDecoder> decoder_ = std::make_unique<FrameDecoder>();
 };
 
 ForkServer& forkserver() {
@@ -178,7 +215,13 @@ void on_sigchld(int) {
 
 [[noreturn]] void run_forkserver(int control) {
   g_is_child = true;
-  signal(SIGINT, SIG_IGN);  // a Ctrl-C meant for the program must not kill the server mid-fork
+  // A Ctrl-C meant for the program must not kill the server mid-fork. Blocked, not ignored: a
+  // forked child inherits the mask, so a SIGINT sent to it (Process::interrupt()) before it has
+  // restored the default waits for that instead of being lost.
+  sigset_t sigint;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  sigprocmask(SIG_BLOCK, &sigint, nullptr);
   if (pipe2(g_sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) std::_Exit(1);
   struct sigaction sa {};
   sa.sa_handler = on_sigchld;
@@ -218,6 +261,7 @@ void on_sigchld(int) {
         close(g_sigchld_pipe[1]);
         signal(SIGCHLD, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &sigint, nullptr);
         for (auto& [other, fd] : children) close(fd);
         close(status_fd);
         run_child(channel, false);
@@ -364,6 +408,20 @@ std::size_t thread_count() {
   return n;
 }
 
+Lineage& lineage() {
+  return g_lineage;
+}
+
+void became_child(pid_t parent_pid, std::string parent_name, std::string own_name) {
+  Lineage& l = g_lineage;
+  if (l.parent_fd >= 0) ::close(l.parent_fd);  // a forked copy of our parent's own
+  l.parent_pid = parent_pid;
+  l.parent_name = std::move(parent_name);
+  l.own_name = std::move(own_name);
+  l.parent_fd = static_cast<int>(syscall(SYS_pidfd_open, parent_pid, 0));
+  if (l.parent_fd >= 0) fcntl(l.parent_fd, F_SETFD, FD_CLOEXEC);
+}
+
 void refuse_if_guard_missing() {
   if (g_guard_ran.load()) return;
   if (std::getenv(kBootstrapVariable) || std::getenv(kForkserverVariable)) {
@@ -378,9 +436,12 @@ void refuse_if_guard_missing() {
   }
 }
 
-Launched launch(StartMethod method, const Bootstrap& bootstrap, const std::vector<int>& fds,
+Launched launch(StartMethod method, Bootstrap& bootstrap, const std::vector<int>& fds,
                 bool keep_channel) {
   refuse_if_guard_missing();
+  bootstrap.start_method = static_cast<std::uint8_t>(method);
+  bootstrap.parent_pid = getpid();
+  bootstrap.parent_name = lineage().own_name;
   auto [ours, theirs] = socket_pair();
   Launched launched;
   try {
@@ -430,6 +491,7 @@ Launched launch_fork(const std::function<int(int)>& body, bool allow_threads, bo
   if (keep_channel) std::tie(ours, theirs) = socket_pair();
   program_root_pid();    // known before the fork, so the child has it in memory
   std::fflush(nullptr);  // or the child would print the parent's buffered output again
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     if (ours >= 0) close(ours);
@@ -438,6 +500,8 @@ Launched launch_fork(const std::function<int(int)>& body, bool allow_threads, bo
   }
   if (pid == 0) {
     g_is_child = true;
+    set_start_method(StartMethod::fork);  // as Python's child: the method that started it
+    became_child(parent, lineage().own_name, lineage().own_name);  // the body names it
     if (ours >= 0) close(ours);
     int code = 1;
     try {
@@ -492,6 +556,8 @@ void run_child(int channel, bool forked) {
     } else {
       FdInbox inbox(std::move(frame->fds));  // descriptors inside the call's arguments
       Bootstrap bootstrap = deserialize<Bootstrap>(frame->payload);
+      set_start_method(static_cast<StartMethod>(bootstrap.start_method));
+      became_child(bootstrap.parent_pid, bootstrap.parent_name, bootstrap.process_name);
       frame.reset();  // a big argument is now in `bootstrap` only
       decoder.release_consumed();
       code = bootstrap.mode == Bootstrap::kPoolWorker

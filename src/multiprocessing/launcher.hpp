@@ -26,12 +26,30 @@ struct Bootstrap {
   std::string process_name;
   Call call;                    // kRunCall: the target; kPoolWorker: the initializer (may be empty)
   std::uint64_t max_tasks = 0;  // kPoolWorker: exit after this many tasks (0: never)
+  // The StartMethod that started the child, which its get_start_method() then reports, as
+  // Python's child does (set by launch()).
+  std::uint8_t start_method = 0;
+  // The process that asked for this child (not the forkserver that forked it): parent_process().
+  std::int32_t parent_pid = 0;
+  std::string parent_name;
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(mode, process_name, call, max_tasks);
+    archive(mode, process_name, call, max_tasks, start_method, parent_pid, parent_name);
   }
 };
+
+// Who this process is, for parent_process(): its own name ("MainProcess" in the program's first
+// process) and, in a child, its parent's pid, name and a pidfd on it (-1 if none could be opened).
+struct Lineage {
+  std::string own_name = "MainProcess";
+  pid_t parent_pid = 0;
+  std::string parent_name;
+  int parent_fd = -1;
+};
+Lineage& lineage();
+// In a new child: records its parent (opening a pidfd on it) and its own name.
+void became_child(pid_t parent_pid, std::string parent_name, std::string own_name);
 
 // How the parent learns that a child has exited, and how.
 class ChildWatch {
@@ -67,8 +85,9 @@ struct Launched {
   int channel = -1;  // the parent's end of the socket to the child, if asked to keep it
 };
 
-// Spawn or forkserver: a new run of this program that follows `bootstrap`; `fds` travel with it.
-Launched launch(StartMethod method, const Bootstrap& bootstrap, const std::vector<int>& fds,
+// Spawn or forkserver: a new run of this program that follows `bootstrap` (whose start_method
+// this sets); `fds` travel with it.
+Launched launch(StartMethod method, Bootstrap& bootstrap, const std::vector<int>& fds,
                 bool keep_channel);
 
 // Fork: the child runs `body(channel)` (channel -1 unless keep_channel) and exits with what it

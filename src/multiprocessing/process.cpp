@@ -1,10 +1,15 @@
 #include "concur/multiprocessing/process.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 #include "concur/errors.hpp"
 #include "multiprocessing/launcher.hpp"
@@ -47,7 +52,19 @@ struct Process::State {
   std::string name;
   StartMethod method = StartMethod::forkserver;
   std::optional<detail::ChildWatch> watch;
+  int sentinel = -1;     // our own copy of the watch's descriptor: it closes it once reaped
+  bool closed = false;   // close() was called
   bool counted = false;  // in g_running_children
+
+  ~State() {
+    if (sentinel >= 0) ::close(sentinel);
+  }
+  void check_not_closed(const char* call) const {
+    if (closed) {
+      throw std::invalid_argument(std::string("concur::multiprocessing::Process::") + call +
+                                  "(): process object is closed; call it before close()");
+    }
+  }
 
   void reaped() {
     if (counted) {
@@ -79,6 +96,7 @@ Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
 
 void Process::start() {
+  state_->check_not_closed("start");
   if (state_->watch) {
     throw std::logic_error(
         "concur::multiprocessing::Process::start(): a process can be started "
@@ -90,6 +108,7 @@ void Process::start() {
     const std::string name = s.name;
     auto launched = detail::launch_fork(
         [body, name](int) {
+          detail::lineage().own_name = name;
           try {
             body();
             return 0;
@@ -120,6 +139,7 @@ void Process::start() {
     auto launched = detail::launch(s.method, bootstrap, outbox.fds(), false);
     s.watch = std::move(launched.watch);
   }
+  if (s.watch->fd() >= 0) s.sentinel = fcntl(s.watch->fd(), F_DUPFD_CLOEXEC, 3);
   s.counted = true;
   ++g_running_children;
   // The child has its copy of the arguments now; dropping ours closes, in this process, the
@@ -128,6 +148,7 @@ void Process::start() {
 }
 
 bool Process::join_until(const concur::detail::Deadline& deadline) {
+  state_->check_not_closed("join");
   if (!state_->watch) {
     throw std::logic_error(
         "concur::multiprocessing::Process::join(): the process was not "
@@ -143,25 +164,60 @@ void Process::join() {
 }
 
 bool Process::is_alive() {
+  state_->check_not_closed("is_alive");
   if (!state_->watch) return false;
   return !join_until(concur::detail::Clock::now());
 }
 
 std::optional<int> Process::exitcode() {
+  state_->check_not_closed("exitcode");
   if (!state_->watch) return std::nullopt;
   join_until(concur::detail::Clock::now());
   return state_->watch->exitcode();
 }
 
 void Process::terminate() {
+  state_->check_not_closed("terminate");
   if (state_->watch) state_->watch->signal(SIGTERM);
 }
 
+void Process::interrupt() {
+  state_->check_not_closed("interrupt");
+  if (state_->watch) state_->watch->signal(SIGINT);
+}
+
 void Process::kill() {
+  state_->check_not_closed("kill");
   if (state_->watch) state_->watch->signal(SIGKILL);
 }
 
+int Process::sentinel() const {
+  state_->check_not_closed("sentinel");
+  if (!state_->watch) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::Process::sentinel(): process not started; call start() first");
+  }
+  return state_->sentinel;
+}
+
+void Process::close() {
+  State& s = *state_;
+  if (s.closed) return;
+  if (s.watch && !s.watch->exited()) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::Process::close(): cannot close a process while it is still "
+        "running; call join() or terminate() first");
+  }
+  if (s.watch) s.reaped();
+  s.watch.reset();
+  if (s.sentinel >= 0) ::close(s.sentinel);
+  s.sentinel = -1;
+  s.target = {};
+  s.closed = true;
+}
+
 pid_t Process::pid() const {
+  state_->check_not_closed("pid");
   return state_->watch ? state_->watch->pid() : 0;
 }
 const std::string& Process::name() const {
@@ -172,6 +228,26 @@ bool Process::daemon() const {
 }
 StartMethod Process::start_method() const {
   return state_->method;
+}
+
+std::optional<ParentProcess> parent_process() {
+  const detail::Lineage& l = detail::lineage();
+  if (l.parent_pid <= 0) return std::nullopt;
+  return ParentProcess(l.parent_pid, l.parent_name, l.parent_fd);
+}
+
+bool ParentProcess::is_alive() const {
+  return !join_until(concur::detail::Clock::now());
+}
+
+bool ParentProcess::join_until(const concur::detail::Deadline& deadline) const {
+  if (sentinel_ >= 0) return detail::wait_readable(sentinel_, deadline);
+  // No pidfd: poll for the pid's end (an old kernel; a reused pid would look alive).
+  for (;;) {
+    if (::kill(pid_, 0) != 0 && errno == ESRCH) return true;
+    if (deadline && concur::detail::Clock::now() >= *deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace concur::multiprocessing

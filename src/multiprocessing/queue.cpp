@@ -21,6 +21,8 @@ struct ByteQueue::State {
   std::uint64_t head = 0;
   std::uint64_t tail = 0;
   std::size_t items = 0;  // for maxsize and qsize(); a crash can leave it off by one, never stuck
+  SharedCondition all_done;      // JoinableQueue: unfinished reached 0
+  std::uint64_t unfinished = 0;  // JoinableQueue: put() adds one, task_done() takes one
 
   unsigned char* ring() { return reinterpret_cast<unsigned char*>(this + 1); }
   std::size_t used() const { return static_cast<std::size_t>(tail - head); }
@@ -80,6 +82,7 @@ bool ByteQueue::put(std::string_view message, const concur::detail::Deadline& de
   s.copy_in(s.tail + sizeof length, message.data(), message.size());
   s.tail += need;  // commit
   ++s.items;
+  ++s.unfinished;
   s.not_empty.notify_one();
   return true;
 }
@@ -99,6 +102,28 @@ std::optional<std::string> ByteQueue::get(const concur::detail::Deadline& deadli
   if (s.items > 0) --s.items;
   s.not_full.notify_all();  // a big message may need several small ones gone
   return message;
+}
+
+void ByteQueue::task_done() {
+  State& s = *state();
+  s.mutex.lock(std::nullopt);
+  UnlockOnExit unlock(s.mutex);
+  if (s.unfinished == 0) {
+    throw std::invalid_argument(
+        "concur::multiprocessing::JoinableQueue::task_done(): called too many times (Python's "
+        "ValueError); call it once per item taken with get()");
+  }
+  if (--s.unfinished == 0) s.all_done.notify_all();
+}
+
+bool ByteQueue::join(const concur::detail::Deadline& deadline) {
+  State& s = *state();
+  s.mutex.lock(std::nullopt);
+  UnlockOnExit unlock(s.mutex);
+  while (s.unfinished != 0) {
+    if (!s.all_done.wait(s.mutex, deadline)) return s.unfinished == 0;
+  }
+  return true;
 }
 
 std::size_t ByteQueue::qsize() const {

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "concur/errors.hpp"
 #include "multiprocessing/root.hpp"
 
 namespace concur::multiprocessing {
@@ -23,8 +24,13 @@ namespace {
 constexpr const char* kPrefix = "concur-";
 
 [[noreturn]] void fail(const std::string& call, const std::string& name) {
-  throw std::system_error(errno, std::generic_category(),
-                          "concur::multiprocessing::SharedMemory: " + call + " '" + name + "'");
+  const std::string what = "concur::multiprocessing::SharedMemory: " + call + " '" + name + "'";
+  if (errno == ENOENT) {
+    throw FileNotFoundError(ENOENT, what +
+                                        ": no segment has this name (already unlinked?); check "
+                                        "the name, or unlink a segment once only");
+  }
+  throw std::system_error(errno, std::generic_category(), what);
 }
 
 void* map_fd(int fd, std::size_t size, const std::string& name) {
@@ -145,10 +151,9 @@ void SharedMemory::close() noexcept {
 
 void SharedMemory::unlink() {
   if (!mapping_) return;
-  if (shm_unlink(("/" + mapping_->name).c_str()) != 0 && errno != ENOENT) {
-    fail("shm_unlink", mapping_->name);
-  }
   mapping_->unlink_on_destroy = false;
+  // As Python's: a name already gone (unlinked through this or another handle) is an error.
+  if (shm_unlink(("/" + mapping_->name).c_str()) != 0) fail("unlink()", mapping_->name);
 }
 
 void SharedMemory::keep_name() noexcept {

@@ -7,11 +7,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <system_error>
 
+#include "concur/errors.hpp"
 #include "multiprocessing/shared_sync.hpp"
 
 namespace concur::multiprocessing {
@@ -25,6 +28,27 @@ struct LockState {
   // without a sanitizer seeing a misuse).
   pid_t owner_pid = 0;
   pid_t owner_tid = 0;
+};
+
+struct RLockState {
+  SharedMutex mutex;
+  bool previous_owner_died = false;
+  // Read by any thread to ask "is it mine?", written only by the holder.
+  std::atomic<pid_t> owner_pid{0};
+  std::atomic<pid_t> owner_tid{0};
+  unsigned depth = 0;  // the holder's only
+};
+
+// Python's threading.Barrier state machine; `state` as there: 0 filling, 1 draining,
+// -1 resetting, -2 broken.
+struct BarrierState {
+  SharedMutex mutex;
+  SharedCondition changed;
+  unsigned parties = 0;
+  unsigned count = 0;
+  int state = 0;
+  bool has_timeout = false;
+  std::int64_t timeout_ns = 0;
 };
 
 struct SemaphoreState {
@@ -96,6 +120,53 @@ void Lock::release() {
 }
 
 bool Lock::previous_owner_died() const {
+  return state()->previous_owner_died;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+RLock::RLock() : segment_(make_segment<detail::RLockState>("concur RLock")) {}
+
+detail::RLockState* RLock::state() const {
+  return static_cast<detail::RLockState*>(segment_.data());
+}
+
+namespace {
+bool held_by_me(const detail::RLockState& s) {
+  return s.owner_pid.load(std::memory_order_relaxed) == getpid() &&
+         s.owner_tid.load(std::memory_order_relaxed) == gettid();
+}
+}  // namespace
+
+bool RLock::acquire_until(const concur::detail::Deadline& deadline) {
+  detail::RLockState& s = *state();
+  if (held_by_me(s)) {
+    ++s.depth;
+    return true;
+  }
+  const detail::LockResult r = s.mutex.lock(deadline);
+  if (r == detail::LockResult::kTimedOut) return false;
+  s.previous_owner_died = r == detail::LockResult::kOwnerDied;
+  s.depth = 1;
+  s.owner_pid.store(getpid(), std::memory_order_relaxed);
+  s.owner_tid.store(gettid(), std::memory_order_relaxed);
+  return true;
+}
+
+void RLock::release() {
+  detail::RLockState& s = *state();
+  if (!held_by_me(s)) {
+    throw RuntimeError(
+        "concur::multiprocessing::RLock::release(): cannot release un-acquired lock (this thread "
+        "does not hold it); release only after this thread's acquire()");
+  }
+  if (--s.depth > 0) return;
+  s.owner_pid.store(0, std::memory_order_relaxed);
+  s.owner_tid.store(0, std::memory_order_relaxed);
+  s.mutex.unlock();
+}
+
+bool RLock::previous_owner_died() const {
   return state()->previous_owner_died;
 }
 
@@ -215,6 +286,112 @@ bool Event::wait_until(const concur::detail::Deadline& deadline) {
     if (!s.changed.wait(s.mutex, deadline)) return s.flag;
   }
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barrier: Python's threading.Barrier algorithm, on the shared mutex and condition.
+
+Barrier::Barrier(unsigned parties, std::optional<std::chrono::nanoseconds> timeout)
+    : segment_(parties == 0 ? throw std::invalid_argument(
+                                  "concur::multiprocessing::Barrier: parties must be at least 1")
+                            : make_segment<detail::BarrierState>("concur Barrier")) {
+  state()->parties = parties;
+  state()->has_timeout = timeout.has_value();
+  state()->timeout_ns = timeout ? timeout->count() : 0;
+}
+
+detail::BarrierState* Barrier::state() const {
+  return static_cast<detail::BarrierState*>(segment_.data());
+}
+
+std::optional<std::chrono::nanoseconds> Barrier::default_timeout() const {
+  if (!state()->has_timeout) return std::nullopt;
+  return std::chrono::nanoseconds(state()->timeout_ns);
+}
+
+namespace {
+
+BrokenBarrierError broken_barrier() {
+  return BrokenBarrierError(
+      "concur::multiprocessing::Barrier::wait(): the barrier is broken (abort(), reset() or a "
+      "timed-out wait()); call reset() before using it again");
+}
+
+void break_barrier(detail::BarrierState& s) {
+  s.state = -2;
+  s.changed.notify_all();
+}
+
+}  // namespace
+
+unsigned Barrier::wait_for(std::optional<std::chrono::nanoseconds> timeout) {
+  detail::BarrierState& s = *state();
+  const concur::detail::Deadline deadline =
+      timeout ? concur::detail::deadline_after(*timeout) : concur::detail::Deadline{};
+  s.mutex.lock(std::nullopt);
+  detail::UnlockOnExit unlock(s.mutex);
+  while (s.state == -1 || s.state == 1) s.changed.wait(s.mutex, std::nullopt);  // draining
+  if (s.state < 0) throw broken_barrier();
+  const unsigned index = s.count++;
+  struct Leave {  // Python's _exit(): the last one out lets the barrier fill again
+    detail::BarrierState& s;
+    ~Leave() {
+      if (--s.count == 0 && (s.state == -1 || s.state == 1)) {
+        s.state = 0;
+        s.changed.notify_all();
+      }
+    }
+  } leave{s};
+  if (index + 1 == s.parties) {
+    s.state = 1;
+    s.changed.notify_all();
+    return index;
+  }
+  while (s.state == 0) {
+    if (!s.changed.wait(s.mutex, deadline) && s.state == 0) {
+      break_barrier(s);
+      throw broken_barrier();
+    }
+  }
+  if (s.state < 0) throw broken_barrier();
+  return index;
+}
+
+void Barrier::reset() {
+  detail::BarrierState& s = *state();
+  s.mutex.lock(std::nullopt);
+  detail::UnlockOnExit unlock(s.mutex);
+  if (s.count > 0) {
+    if (s.state == 0 || s.state == -2) s.state = -1;  // the waiters leave broken, then it fills
+  } else {
+    s.state = 0;
+  }
+  s.changed.notify_all();
+}
+
+void Barrier::abort() {
+  detail::BarrierState& s = *state();
+  s.mutex.lock(std::nullopt);
+  detail::UnlockOnExit unlock(s.mutex);
+  break_barrier(s);
+}
+
+unsigned Barrier::parties() const {
+  return state()->parties;
+}
+
+unsigned Barrier::n_waiting() const {
+  detail::BarrierState& s = *state();
+  s.mutex.lock(std::nullopt);
+  detail::UnlockOnExit unlock(s.mutex);
+  return s.state == 0 ? s.count : 0;
+}
+
+bool Barrier::broken() const {
+  detail::BarrierState& s = *state();
+  s.mutex.lock(std::nullopt);
+  detail::UnlockOnExit unlock(s.mutex);
+  return s.state == -2;
 }
 
 }  // namespace concur::multiprocessing

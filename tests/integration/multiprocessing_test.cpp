@@ -336,12 +336,23 @@ TEST(Connection, TypedMessagesRoundTripAndAMismatchNamesBothTypes) {
   EXPECT_EQ(b.recv<int>(), 7);
 }
 
-TEST(Connection, OneWayPipeEndsRefuseTheWrongDirection) {
+// _test_multiprocessing.py: test_connection (OSError for the wrong direction), issue 17.
+TEST(Connection, OneWayPipeEndsRefuseTheWrongDirectionWithOSError) {
   auto [reader, writer] = mp::Pipe(false);
   writer.send(1);
   EXPECT_EQ(reader.recv<int>(), 1);
-  EXPECT_THROW_MSG(reader.send(1), std::logic_error, "one-way");
-  EXPECT_THROW(writer.recv<int>(), std::logic_error);
+  EXPECT_THROW_MSG(reader.send(1), concur::OSError, "send(): this end of a one-way Pipe");
+  EXPECT_THROW_MSG(writer.recv<int>(), concur::OSError, "Pipe(true) for a two-way one");
+  EXPECT_THROW(writer.poll(), concur::OSError);
+}
+
+// Python: OSError "handle is closed" for recv, send and poll on a closed Connection.
+TEST(Connection, CallsOnAClosedConnectionAreOSError) {
+  auto [a, b] = mp::Pipe();
+  a.close();
+  EXPECT_THROW_MSG(a.recv<int>(), concur::OSError, "recv(): the connection is closed");
+  EXPECT_THROW_MSG(a.send(1), concur::OSError, "send(): the connection is closed");
+  EXPECT_THROW(a.poll(), concur::OSError);
 }
 
 TEST(Connection, EndOfFileAfterThePeerClosed) {

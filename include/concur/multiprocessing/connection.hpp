@@ -14,6 +14,8 @@
 // message arrives; both take an optional timeout (concur::TimeoutError). poll(timeout) says
 // whether recv() would return at once.
 // Errors: concur::EOFError when the other end is closed (send), or closed and drained (recv);
+// concur::OSError (EBADF) for a call on a closed Connection, or one in the wrong direction on a
+// one-way Pipe end (Python's OSError "handle is closed", "connection is read-only");
 // concur::ProtocolError for corrupt bytes or a message over the size limit (default 8 GiB; set
 // with set_max_message_bytes()), after which the connection is closed; concur::TypeError as above.
 // Thread safety: one thread sends and one receives at a time on an end (as Python's Connection).
@@ -28,9 +30,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +45,22 @@
 #include "concur/multiprocessing/serialization.hpp"
 
 namespace concur::multiprocessing {
+
+// Python's multiprocessing.BufferTooShort: recv_bytes_into() got a message longer than the room
+// in the buffer; message() is the whole of it (it has been read from the connection).
+class BufferTooShort : public std::runtime_error {
+ public:
+  BufferTooShort(std::string message, std::size_t room)
+      : std::runtime_error("concur::multiprocessing::Connection::recv_bytes_into(): a message of " +
+                           std::to_string(message.size()) + " bytes does not fit in the " +
+                           std::to_string(room) +
+                           " bytes after the offset; it is in message(); pass a bigger buffer"),
+        message_(std::move(message)) {}
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
+};
 
 class Connection {
  public:
@@ -73,7 +94,15 @@ class Connection {
 
   // Raw bytes, as Python's send_bytes / recv_bytes.
   void send_bytes(std::string_view bytes);
+  // Python's send_bytes(buf, offset, size): sends buffer[offset, offset + size) (size unset: to
+  // the end). std::invalid_argument (Python's ValueError) if that range is not inside buffer.
+  void send_bytes(std::string_view buffer, std::size_t offset,
+                  std::optional<std::size_t> size = std::nullopt);
   std::string recv_bytes();
+  // Python's recv_bytes_into(buf, offset): reads the next bytes message into buffer at offset and
+  // returns its length. A message longer than the room after offset throws BufferTooShort, which
+  // holds the whole message (it is consumed); an offset past the end is std::invalid_argument.
+  std::size_t recv_bytes_into(std::span<std::byte> buffer, std::size_t offset = 0);
 
   // True if recv() would not block (a message, or the end of the stream, is waiting).
   bool poll(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::zero());
@@ -129,5 +158,31 @@ class Connection {
 // Two connected ends: both send and receive (duplex, a socket pair), or the first only receives
 // and the second only sends (duplex = false, an OS pipe), as Python's Pipe().
 std::pair<Connection, Connection> Pipe(bool duplex = true);
+
+namespace connection {
+
+// One thing wait() watches: a Connection (ready when recv() would not block: a message, or the
+// end of the stream) or a descriptor such as Process::sentinel() (ready when readable).
+class Waitable {
+ public:
+  Waitable(Connection& connection) noexcept : connection_(&connection) {}  // NOLINT: implicit
+  Waitable(int fd) noexcept : fd_(fd) {}                                   // NOLINT: implicit
+  Connection* connection() const noexcept { return connection_; }
+  int fd() const noexcept { return connection_ ? connection_->fileno() : fd_; }
+
+ private:
+  Connection* connection_ = nullptr;
+  int fd_ = -1;
+};
+
+// Python's multiprocessing.connection.wait(object_list, timeout): blocks until at least one of
+// `objects` is ready or the timeout passes (unset: no limit), and returns the indices of those
+// ready, in order (empty on timeout). Serves many children and pipes from one thread:
+//   for (std::size_t i : connection::wait({p1.sentinel(), p2.sentinel(), conn})) ...
+// Errors: concur::OSError for a closed Connection or a write-only Pipe end among them.
+std::vector<std::size_t> wait(const std::vector<Waitable>& objects,
+                              std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+
+}  // namespace connection
 
 }  // namespace concur::multiprocessing

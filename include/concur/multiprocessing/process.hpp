@@ -21,7 +21,10 @@
 //
 // States: created -> start() -> running -> exited (exitcode() is set: 0 for a normal return, 1 if
 // target threw (its type and message are printed on the child's stderr), -N if killed by signal
-// N, as Python). start() twice, or join() before start(), is std::logic_error.
+// N, as Python) -> closed (close(): its resources are freed). start() twice, or join() before
+// start(), is std::logic_error. After close(), every call but name(), daemon(), start_method()
+// and close() throws std::invalid_argument (Python's ValueError "process object is closed").
+// A child's get_start_method() is the method that started it, as in Python.
 // Blocking: join() blocks until the child exits (or the timeout; then it returns false).
 // Lifetime: the destructor of a started Process joins a non-daemon child (Python joins them at
 // exit) and terminates then joins a daemon one, so no child is left unreaped.
@@ -133,6 +136,19 @@ class Process {
   std::optional<int> exitcode();
   void terminate();  // SIGTERM
   void kill();       // SIGKILL
+  // Python 3.14's Process.interrupt(): SIGINT. A Python child raises KeyboardInterrupt and exits
+  // with 1; C++ has no such exception, so a concur child dies of the signal (exitcode() == -2, as
+  // Python's child without a SIGINT handler) unless it handles SIGINT itself.
+  void interrupt();
+
+  // Python's Process.sentinel: a descriptor that becomes readable when the child exits (and stays
+  // so), for poll/epoll or connection::wait() (connection.hpp). Owned by the Process: valid until
+  // close() or destruction. std::invalid_argument before start().
+  int sentinel() const;
+  // Python's Process.close(): frees what the Process holds (its sentinel, its watch on the child).
+  // std::invalid_argument while the child is running (join() or terminate() first); a second
+  // close() does nothing.
+  void close();
 
   pid_t pid() const;  // 0 before start()
   const std::string& name() const;
@@ -149,5 +165,34 @@ class Process {
 // The number of this process's children started by Process that are still running (Python's
 // len(active_children())).
 std::size_t active_children();
+
+// Python's parent_process() result: the process that started this one (for a forkserver child,
+// the one that asked, not the server). It cannot be joined as a child is; join() waits for it to
+// exit.
+class ParentProcess {
+ public:
+  ParentProcess(pid_t pid, std::string name, int sentinel)
+      : pid_(pid), name_(std::move(name)), sentinel_(sentinel) {}
+  pid_t pid() const { return pid_; }
+  const std::string& name() const { return name_; }  // "MainProcess" for the program's first
+  // Readable once the parent has exited; owned by this process (do not close it). -1 if the
+  // kernel has no pidfd_open.
+  int sentinel() const { return sentinel_; }
+  bool is_alive() const;
+  void join() const { join_until(std::nullopt); }
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) const {
+    return join_until(concur::detail::deadline_after(timeout));
+  }
+
+ private:
+  bool join_until(const concur::detail::Deadline& deadline) const;
+  pid_t pid_;
+  std::string name_;
+  int sentinel_;
+};
+
+// Python's multiprocessing.parent_process(): the parent, or nullopt in the program's main process.
+std::optional<ParentProcess> parent_process();
 
 }  // namespace concur::multiprocessing

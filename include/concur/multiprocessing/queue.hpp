@@ -12,6 +12,8 @@
 // buffer at all is an error (std::length_error naming both sizes), not a wait forever.
 // Blocking: put() waits while the queue is full, get() while it is empty; with a timeout they
 // throw Full / Empty (Python's queue.Full and queue.Empty); put_nowait/get_nowait do not wait.
+// JoinableQueue<T> adds task_done()/join() (Python's JoinableQueue). close() ends this handle's
+// use (Python's Queue.close(); join_thread() has nothing to wait for: there is no feeder thread).
 // Passing to a child: as a Process or task argument, or inherited by fork.
 // Thread safety: every member, from any thread of any process.
 //
@@ -56,6 +58,10 @@ class ByteQueue {
   std::optional<std::string> get(const concur::detail::Deadline& deadline);
   std::size_t qsize() const;
   std::size_t capacity_bytes() const;
+  // JoinableQueue: every put() counts an unfinished item; task_done() finishes one; join() waits
+  // until none is left (false at the deadline).
+  void task_done();
+  bool join(const concur::detail::Deadline& deadline);
 
   template <class Archive>
   void serialize(Archive& archive) {
@@ -94,13 +100,36 @@ class Queue {
   std::size_t qsize() const { return queue_.qsize(); }
   bool empty() const { return qsize() == 0; }
 
+  // Python's Queue.close(): this handle puts and gets no more (both then throw
+  // std::invalid_argument, Python's ValueError); other handles, and other processes, go on. Values
+  // already put stay in the queue for them.
+  void close() noexcept { closed_ = true; }
+  // Python's Queue.join_thread(): waits until what this process put is in the queue. concur has no
+  // feeder thread (put() returns once the value is in), so it only checks that close() came first
+  // (std::logic_error otherwise, Python's AssertionError).
+  void join_thread() const {
+    if (!closed_) {
+      throw std::logic_error(
+          "concur::multiprocessing::Queue::join_thread(): the queue is not closed; call close() "
+          "first");
+    }
+  }
+
   template <class Archive>
   void serialize(Archive& archive) {
     archive(queue_);
   }
 
  private:
+  void check_open(const char* call) const {
+    if (closed_) {
+      throw std::invalid_argument(std::string("concur::multiprocessing::Queue::") + call +
+                                  "(): the queue is closed in this process (close() was called); "
+                                  "use another handle, or do not close it yet");
+    }
+  }
   void put_until(const T& value, const concur::detail::Deadline& deadline) {
+    check_open("put");
     if (!queue_.put(multiprocessing::serialize(value), deadline)) {
       throw Full(
           "concur::multiprocessing::Queue::put(): the queue stayed full for the whole "
@@ -108,6 +137,7 @@ class Queue {
     }
   }
   T get_until(const concur::detail::Deadline& deadline) {
+    check_open("get");
     std::optional<std::string> bytes = queue_.get(deadline);
     if (!bytes) {
       throw Empty(
@@ -117,7 +147,28 @@ class Queue {
     return deserialize<T>(*bytes);
   }
 
+  bool closed_ = false;  // this handle only, as Python's
+
+ protected:
   detail::ByteQueue queue_;
+};
+
+// Python's multiprocessing.JoinableQueue: a Queue whose consumers call task_done() once per item
+// they got, so that join() can wait until every item put has been processed.
+// Errors: task_done() more often than items were put is std::invalid_argument (Python's
+// ValueError).
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+  void task_done() { this->queue_.task_done(); }
+  // Blocks until every item put has had its task_done().
+  void join() { this->queue_.join(std::nullopt); }
+  // The same with a timeout: false if items were still unfinished when it passed.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return this->queue_.join(concur::detail::deadline_after(timeout));
+  }
 };
 
 }  // namespace concur::multiprocessing

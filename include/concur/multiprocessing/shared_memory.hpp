@@ -18,8 +18,10 @@
 //
 // Thread safety: handles are not synchronised; the memory is shared by design, synchronise its
 // use (Lock, Event, Queue of concur/multiprocessing/synchronize.hpp and queue.hpp).
-// Errors: std::system_error with the call and the name for OS failures (no such segment,
-// permission, size); std::invalid_argument for a zero size.
+// Errors: concur::FileNotFoundError (an OSError, a std::system_error) when the name does not
+// exist: attach() of an unknown name, and unlink() of a name already unlinked (through this
+// handle or another), as Python's; std::system_error with the call and the name for other OS
+// failures (permission, size); std::invalid_argument for a zero size.
 //
 // Example:
 //   auto shm = concur::multiprocessing::SharedArray<double>(1 << 20);   // 8 MiB, zeroed
@@ -55,7 +57,8 @@ class SharedMemory {
 
   // Unmaps this handle (others keep their mappings).
   void close() noexcept;
-  // Removes the name now (attached mappings stay valid).
+  // Removes the name now (attached mappings stay valid). Throws concur::FileNotFoundError if the
+  // name is already gone. Does nothing on a closed handle.
   void unlink();
   // This handle will not unlink the name when destroyed.
   void keep_name() noexcept;
