@@ -6,7 +6,9 @@
 // (default: the program's, initially forkserver); with spawn or forkserver, main() must call
 // concur::multiprocessing::main_guard(argc, argv) first. With fork, as in Python, every worker is
 // forked in the constructor (never later from the pool's own thread, which would fork a process
-// with threads), and max_tasks_per_child is refused (it would need forking later).
+// with threads), so an explicit fork with max_tasks_per_child is refused (std::invalid_argument,
+// Python's ValueError); with max_tasks_per_child and no start_method the pool uses spawn, as
+// Python 3.11+ does, whatever the program's default.
 //
 // Semantics kept from Python: map() yields in input order (with `chunksize` inputs per message);
 // a task's exception comes back as concur::RemoteError (type name, message, worker pid); an
@@ -71,7 +73,8 @@ struct ProcessPoolOptions {
   std::optional<multiprocessing::StartMethod> start_method = std::nullopt;
   // Built with multiprocessing::make_call(init_fn, args...); runs first in every worker.
   std::optional<multiprocessing::Call> initializer = std::nullopt;
-  std::uint64_t max_tasks_per_child = 0;  // 0: workers live as long as the pool
+  // 0: workers live as long as the pool. Non-zero with start_method unset: the pool uses spawn.
+  std::uint64_t max_tasks_per_child = 0;
   // With the fork start method all workers are forked at construction, and only if no other
   // thread runs then (see concur/multiprocessing/process.hpp), unless this is set.
   bool allow_fork_with_threads = false;
@@ -133,6 +136,14 @@ class ProcessPoolExecutor {
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false);
+  // Python 3.14's terminate_workers() / kill_workers(): shutdown(wait=false, cancel_futures=true),
+  // then SIGTERM / SIGKILL to every worker still alive; returns once they are signalled (not
+  // reaped: the destructor or shutdown(true) waits for that). The pool is then shut down for
+  // good: submit() throws concur::RuntimeError or, once a killed worker has been noticed,
+  // concur::BrokenProcessPool (in Python both are RuntimeErrors); a task that was running fails
+  // with BrokenProcessPool, queued ones are cancelled. With no workers it is only the shutdown.
+  void terminate_workers();
+  void kill_workers();
   std::size_t max_workers() const noexcept;
   // Worker processes started so far (replacements included).
   std::size_t processes_started() const noexcept;

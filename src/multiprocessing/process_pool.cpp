@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "concur/errors.hpp"
 #include "concur/process_pool.hpp"
@@ -50,6 +51,13 @@ constexpr std::size_t kMinInFlight = 1;
 constexpr std::size_t kMaxInFlight = 256;
 // Freed memory a worker keeps for the next message instead of returning it to the kernel.
 constexpr std::size_t kKeptHeapBytes = 32u << 20;
+
+// Python's rule: with max_tasks_per_child and no context given, the pool uses spawn (replacement
+// workers cannot be forked safely from a process with threads); otherwise the program's default.
+mp::StartMethod pool_start_method(const ProcessPoolOptions& options) {
+  if (options.start_method) return *options.start_method;
+  return options.max_tasks_per_child != 0 ? mp::StartMethod::spawn : mp::get_start_method();
+}
 
 std::size_t default_workers() {
   return std::max(1u, std::thread::hardware_concurrency());
@@ -247,6 +255,7 @@ class ProcessPoolCore {
 
   void schedule(std::unique_ptr<Pending> task);
   void shutdown(bool wait, bool cancel_futures);
+  void force_shutdown(int sig);
   std::size_t max_workers() const { return max_workers_; }
   std::size_t processes_started() const { return started_.load(); }
   std::vector<int> worker_pids() const;
@@ -294,6 +303,8 @@ class ProcessPoolCore {
   std::condition_variable stopped_cv_;
   bool stopped_ = false;
   std::vector<int> pids_;  // for worker_pids()
+  int force_signal_ = 0;   // terminate_workers()/kill_workers(): for the manager to send
+  bool forced_ = false;    // ... and it has sent it
 
   int event_fd_ = -1;
   int epoll_fd_ = -1;
@@ -309,7 +320,7 @@ class ProcessPoolCore {
 
 ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
     : max_workers_(options.max_workers.value_or(default_workers())),
-      method_(options.start_method.value_or(mp::get_start_method())),
+      method_(pool_start_method(options)),
       initializer_(std::move(options.initializer)),
       max_tasks_per_child_(options.max_tasks_per_child) {
   if (options.max_workers && *options.max_workers == 0) {
@@ -320,9 +331,10 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
   mpd::refuse_if_guard_missing();
   if (method_ == mp::StartMethod::fork && max_tasks_per_child_ != 0) {
     throw std::invalid_argument(
-        "concur::ProcessPoolExecutor: max_tasks_per_child needs workers started later, which the "
-        "fork start method cannot do safely (the pool's thread exists by then); use forkserver "
-        "or spawn (Python refuses this combination too)");
+        "concur::ProcessPoolExecutor: max_tasks_per_child is incompatible with the fork start "
+        "method (replacement workers would be forked from a process with threads); leave "
+        "start_method unset (the pool then uses spawn, as Python does) or pass spawn or "
+        "forkserver");
   }
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -400,6 +412,20 @@ void ProcessPoolCore::shutdown(bool wait, bool cancel_futures) {
     std::unique_lock<std::mutex> lock(mu_);
     stopped_cv_.wait(lock, [&] { return stopped_; });
   }
+}
+
+void ProcessPoolCore::force_shutdown(int sig) {
+  shutdown(false, true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    force_signal_ = sig;
+  }
+  wake();
+  // The manager thread owns the workers (only it knows which are unreaped, so a signal never
+  // reaches a recycled pid); as Python's, this returns once every live worker is signalled.
+  if (std::this_thread::get_id() == manager_.get_id()) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  stopped_cv_.wait(lock, [&] { return forced_ || stopped_; });
 }
 
 std::vector<int> ProcessPoolCore::worker_pids() const {
@@ -598,6 +624,12 @@ void ProcessPoolCore::on_exit(Worker& w) {
           "concur::ProcessPoolExecutor: a worker exited before running anything because this "
           "program's main() does not call concur::multiprocessing::main_guard(argc, argv) "
           "first; add that line";
+    } else if (forced_) {
+      why =
+          "concur::ProcessPoolExecutor: terminate_workers() or kill_workers() stopped the pool's "
+          "workers while the future was running (worker pid " +
+          std::to_string(w.launched.watch.pid()) + ", signal " + std::to_string(-code) +
+          "); the pool runs no more tasks";
     } else {
       why =
           "concur::ProcessPoolExecutor: a process in the pool was terminated abruptly while the "
@@ -702,6 +734,17 @@ bool ProcessPoolCore::handle_events(int timeout_ms) {
 
 void ProcessPoolCore::run() {
   for (;;) {
+    int sig = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sig = std::exchange(force_signal_, 0);
+    }
+    if (sig != 0) {
+      for (auto& w : workers_) w->launched.watch.signal(sig);
+      std::lock_guard<std::mutex> lock(mu_);
+      forced_ = true;
+      stopped_cv_.notify_all();
+    }
     if (!broken_) dispatch();
     for (auto& w : workers_) flush(*w);
     bool shutting_down = false;
@@ -739,6 +782,14 @@ ProcessPoolExecutor::~ProcessPoolExecutor() {
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   core_->shutdown(wait, cancel_futures);
+}
+
+void ProcessPoolExecutor::terminate_workers() {
+  core_->force_shutdown(SIGTERM);
+}
+
+void ProcessPoolExecutor::kill_workers() {
+  core_->force_shutdown(SIGKILL);
 }
 
 std::size_t ProcessPoolExecutor::max_workers() const noexcept {

@@ -85,6 +85,19 @@ CONCUR_REGISTER(sum_slice);
 void nothing() {}
 CONCUR_REGISTER(nothing);
 
+std::string worker_start_method() {
+  return mp::to_string(mp::get_start_method());
+}
+CONCUR_REGISTER(worker_start_method);
+
+// Python's _put_wait_put: says it started, then waits (here: for ever).
+int mark_started_then_wait(mp::SharedArray<int> started) {
+  started[0] = 1;
+  std::this_thread::sleep_for(std::chrono::hours(1));
+  return 0;
+}
+CONCUR_REGISTER(mark_started_then_wait);
+
 int not_registered(int x) {
   return x;
 }
@@ -192,8 +205,9 @@ TEST_P(ProcessPoolTest, AFailingInitializerBreaksThePool) {
 TEST_P(ProcessPoolTest, MaxTasksPerChildReplacesWorkers) {
   auto opts = options(1);
   opts.max_tasks_per_child = 2;
-  if (GetParam() == StartMethod::fork) {  // refused, as Python does
-    EXPECT_THROW_MSG(concur::ProcessPoolExecutor{opts}, std::invalid_argument, "forkserver");
+  if (GetParam() == StartMethod::fork) {  // refused when asked for, as Python does
+    EXPECT_THROW_MSG(concur::ProcessPoolExecutor{opts}, std::invalid_argument,
+                     "leave start_method unset (the pool then uses spawn");
     return;
   }
   concur::ProcessPoolExecutor pool(opts);
@@ -260,6 +274,59 @@ TEST_P(ProcessPoolTest, ManySmallTasksAllComeBackRight) {
   std::vector<concur::Future<int>> futures;
   for (int i = 0; i < 2000; ++i) futures.push_back(pool.submit(square, i));
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(futures[static_cast<std::size_t>(i)].result(60s), i * i);
+}
+
+// test_process_pool.py (3.14): test_force_shutdown_workers, both operations.
+TEST_P(ProcessPoolTest, TerminateAndKillWorkersStopARunningTaskAndThePool) {
+  for (const int sig : {SIGTERM, SIGKILL}) {
+    concur::ProcessPoolExecutor pool(options(1));
+    mp::SharedArray<int> started(1);
+    auto running = pool.submit(mark_started_then_wait, started);
+    auto queued = pool.submit(square, 3);
+    ASSERT_TRUE(concur::testing::eventually([&] { return started[0] == 1; }));
+    if (sig == SIGTERM) {
+      pool.terminate_workers();
+    } else {
+      pool.kill_workers();
+    }
+    EXPECT_THROW_MSG(running.result(30s), concur::BrokenProcessPool,
+                     "terminate_workers() or kill_workers() stopped the pool's workers");
+    EXPECT_THROW_MSG(running.result(), concur::BrokenProcessPool, "signal " + std::to_string(sig));
+    EXPECT_TRUE(queued.cancelled());  // shutdown(wait=false, cancel_futures=true) first
+    EXPECT_TRUE(concur::testing::eventually([&] { return pool.worker_pids().empty(); }));
+  }
+}
+
+// test_process_pool.py (3.14): test_force_shutdown_workers_stops_pool.
+TEST_P(ProcessPoolTest, AfterTerminateWorkersSubmitIsRefused) {
+  concur::ProcessPoolExecutor pool(options(1));
+  pool.submit(nothing).result(30s);
+  pool.terminate_workers();
+  // Python raises RuntimeError, or BrokenProcessPool (a RuntimeError there) once the manager has
+  // seen the worker die; concur's two share std::runtime_error.
+  EXPECT_THROW(pool.submit(nothing), std::runtime_error);
+  EXPECT_TRUE(concur::testing::eventually([&] { return pool.worker_pids().empty(); }));
+}
+
+// test_process_pool.py (3.14): test_force_shutdown_workers with no workers is only a shutdown.
+TEST(ProcessPool, TerminateWorkersWithNoWorkersOnlyShutsDown) {
+  concur::ProcessPoolExecutor pool({.max_workers = 2, .start_method = StartMethod::spawn});
+  pool.kill_workers();
+  EXPECT_EQ(pool.processes_started(), 0u);
+  EXPECT_THROW_MSG(pool.submit(nothing), concur::RuntimeError, "after shutdown");
+}
+
+// Issue 17: Python 3.11+ uses spawn for max_tasks_per_child when no context is given, even
+// where the default start method is fork; concur refused.
+TEST(ProcessPool, MaxTasksPerChildUnderAForkDefaultQuietlyUsesSpawn) {
+  const StartMethod saved = mp::get_start_method();
+  mp::set_start_method(StartMethod::fork);
+  {
+    concur::ProcessPoolExecutor pool({.max_workers = 1, .max_tasks_per_child = 2});
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(pool.submit(worker_start_method).result(30s), "spawn");
+    EXPECT_GE(pool.processes_started(), 2u);
+  }
+  mp::set_start_method(saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(StartMethods, ProcessPoolTest,
