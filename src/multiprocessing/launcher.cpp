@@ -137,6 +137,10 @@ class ForkServer {
         throw RuntimeError(
             "concur::multiprocessing: Process::start(): the forkserver process exited as soon as "
             "it started, twice; see its stderr, or use StartMethod::spawn");
+      } catch (...) {
+        close(status[0]);
+        close(status[1]);
+        throw;
       }
       close(status[1]);
       return {read_pid_reply(status[0]), status[0]};
@@ -178,7 +182,13 @@ class ForkServer {
   void start_if_needed() {
     if (control_ >= 0) return;
     auto [ours, theirs] = socket_pair();
-    server_pid_ = exec_self(kForkserverVariable, theirs);
+    try {
+      server_pid_ = exec_self(kForkserverVariable, theirs);
+    } catch (...) {  // could not start it (found by tests/faults/: posix_spawn failing)
+      close(ours);
+      close(theirs);
+      throw;
+    }
     close(theirs);
     control_ = ours;
   }
@@ -241,7 +251,8 @@ void on_sigchld(int) {
       while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (auto it = children.begin(); it != children.end(); ++it) {
           if (it->first != pid) continue;
-          [[maybe_unused]] const ssize_t n = write(it->second, &status, sizeof status);
+          while (write(it->second, &status, sizeof status) < 0 && errno == EINTR) {
+          }
           close(it->second);
           children.erase(it);
           break;
@@ -351,9 +362,19 @@ bool ChildWatch::wait(const Deadline& deadline) {
     if (!exitcode_) exitcode_ = exitcode_of(status);
   } else {
     if (!wait_readable(fd_, deadline)) return false;
+    // The forkserver writes the status in one write; still, a read may be interrupted or (in
+    // principle) short: found by tests/faults/. End of file before it: the forkserver died.
     int status = 0;
-    const ssize_t n = read(fd_, &status, sizeof status);
-    exitcode_ = n == sizeof status ? exitcode_of(status) : 255;  // 255: the forkserver died
+    std::size_t got = 0;
+    while (got < sizeof status) {
+      const ssize_t n = read(fd_, reinterpret_cast<char*>(&status) + got, sizeof status - got);
+      if (n > 0) {
+        got += static_cast<std::size_t>(n);
+      } else if (n == 0 || errno != EINTR) {
+        break;
+      }
+    }
+    exitcode_ = got == sizeof status ? exitcode_of(status) : 255;  // 255: the forkserver died
   }
   if (fd_ >= 0) close(fd_);
   fd_ = -1;

@@ -171,7 +171,27 @@ class ResultOutbox {
 
 }  // namespace
 
+namespace {
+
+// A worker's results go to the program that started it and nowhere else: when that program dies
+// (killed, say), the worker ends at once instead of finishing a task nobody will collect (an idle
+// worker would also see its channel close; a busy one would not until its task ended). Python's
+// workers run their task to the end. The watch is a thread blocked on a pidfd of the parent.
+void exit_when_the_parent_dies() {
+  const int parent = lineage().parent_fd;
+  if (parent < 0) return;  // no pidfd (an old kernel): the channel's end of file still tells
+  std::thread([parent] {
+    pollfd p{parent, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    std::_Exit(1);
+  }).detach();
+}
+
+}  // namespace
+
 int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstrap) {
+  exit_when_the_parent_dies();
   if (!bootstrap.call.function.empty()) {
     const Registration* reg = find_registration(bootstrap.call.function);
     std::string failure;
@@ -344,7 +364,14 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
+    const int error = errno;
+    ::close(event_fd_);
+    ::close(epoll_fd_);
+    throw OSError(error,
+                  "concur::ProcessPoolExecutor: could not watch its own wake-up (epoll_ctl); free "
+                  "some memory and create the pool again");
+  }
   if (method_ == mp::StartMethod::fork) {
     // All now, from this thread, before the pool's own thread exists.
     const std::size_t threads = mpd::thread_count();
@@ -368,7 +395,8 @@ ProcessPoolCore::~ProcessPoolCore() {
 void ProcessPoolCore::wake() {
   if (!wake_pending_.exchange(true)) {
     const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = write(event_fd_, &one, sizeof one);
+    while (write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
   }
 }
 
@@ -460,13 +488,27 @@ void ProcessPoolCore::start_worker() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = w.get();
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.channel, &ev);
-  if (w->launched.watch.fd() >= 0) {
+  bool watched = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.channel, &ev) == 0;
+  if (watched && w->launched.watch.fd() >= 0) {
     epoll_event exit_ev{};
     exit_ev.events = EPOLLIN;
     // The low bit marks "this worker's exit watch" (Worker objects are at least 2-aligned).
     exit_ev.data.u64 = reinterpret_cast<std::uintptr_t>(w.get()) | 1;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.watch.fd(), &exit_ev);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.watch.fd(), &exit_ev) != 0) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->launched.channel, nullptr);
+      watched = false;
+    }
+  }
+  if (!watched) {
+    // A worker the pool cannot hear from would hold its tasks forever (found by tests/faults/):
+    // stop it and say why, as for a worker that could not start.
+    const int error = errno;
+    w->launched.watch.signal(SIGKILL);
+    w->launched.watch.wait(std::nullopt);
+    ::close(w->launched.channel);
+    throw OSError(error,
+                  "concur::ProcessPoolExecutor: could not watch a worker process (epoll_ctl); "
+                  "free some memory or descriptors");
   }
   ++started_;
   {
