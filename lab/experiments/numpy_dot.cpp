@@ -244,7 +244,7 @@ void run(const Options& options, Report& report) {
   const ParallelControl& control = parallel_control(options);
   report_control(report, control);
   const OpenBlas& blas = OpenBlas::get();
-  const int size = options.quick ? 400 : 1000;
+  const int size = options.quick ? 800 : 1200;
   const int threads = control.threads;
   const int reps = repetitions(options);
 
