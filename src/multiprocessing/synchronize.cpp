@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "concur/errors.hpp"
@@ -69,6 +70,11 @@ struct EventState {
   SharedMutex mutex;
   SharedCondition changed;
   bool flag = false;
+};
+
+// A Condition's own part: where its waiters sleep (on its lock's mutex).
+struct ConditionState {
+  SharedCondition notified;
 };
 
 }  // namespace detail
@@ -392,6 +398,82 @@ bool Barrier::broken() const {
   s.mutex.lock(std::nullopt);
   detail::UnlockOnExit unlock(s.mutex);
   return s.state == -2;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Condition::Condition() : Condition(RLock()) {}
+
+Condition::Condition(RLock lock)
+    : rlock_(std::move(lock)), segment_(make_segment<detail::ConditionState>("concur Condition")) {}
+
+Condition::Condition(Lock lock)
+    : lock_(std::move(lock)), segment_(make_segment<detail::ConditionState>("concur Condition")) {}
+
+detail::ConditionState* Condition::state() const {
+  return static_cast<detail::ConditionState*>(segment_.data());
+}
+
+bool Condition::acquire_until(const concur::detail::Deadline& deadline) {
+  return rlock_ ? rlock_->acquire_until(deadline) : lock_->acquire_until(deadline);
+}
+
+void Condition::release() {
+  if (rlock_) {
+    rlock_->release();
+  } else {
+    lock_->release();
+  }
+}
+
+void Condition::require_held(const char* call) const {
+  const bool held =
+      rlock_ ? held_by_me(*rlock_->state())
+             : lock_->state()->owner_pid == getpid() && lock_->state()->owner_tid == gettid();
+  if (!held) {
+    throw RuntimeError(std::string("concur::multiprocessing::Condition::") + call + "(): cannot " +
+                       call +
+                       " on un-acquired lock; acquire() the condition (or hold a "
+                       "std::lock_guard on it) first");
+  }
+}
+
+bool Condition::wait_until(const concur::detail::Deadline& deadline) {
+  require_held("wait");
+  // Release every level the holder has (Python's _release_save), sleep on the lock's own mutex,
+  // and come back as the same holder at the same depth (_acquire_restore).
+  detail::SharedMutex& mutex = rlock_ ? rlock_->state()->mutex : lock_->state()->mutex;
+  unsigned depth = 0;
+  if (rlock_) {
+    detail::RLockState& s = *rlock_->state();
+    depth = s.depth;
+    s.owner_pid.store(0, std::memory_order_relaxed);
+    s.owner_tid.store(0, std::memory_order_relaxed);
+  } else {
+    lock_->state()->owner_pid = 0;
+    lock_->state()->owner_tid = 0;
+  }
+  const bool notified = state()->notified.wait(mutex, deadline);
+  if (rlock_) {
+    detail::RLockState& s = *rlock_->state();
+    s.depth = depth;
+    s.owner_pid.store(getpid(), std::memory_order_relaxed);
+    s.owner_tid.store(gettid(), std::memory_order_relaxed);
+  } else {
+    lock_->state()->owner_pid = getpid();
+    lock_->state()->owner_tid = gettid();
+  }
+  return notified;
+}
+
+void Condition::notify(unsigned n) {
+  require_held("notify");
+  for (unsigned i = 0; i < n; ++i) state()->notified.notify_one();
+}
+
+void Condition::notify_all() {
+  require_held("notify_all");
+  state()->notified.notify_all();
 }
 
 }  // namespace concur::multiprocessing

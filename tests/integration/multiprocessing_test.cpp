@@ -568,8 +568,9 @@ TEST(SharedMemory, OrphansOfAKilledProgramAreRemovedByTheNextOne) {
   EXPECT_EQ(r.exit_code, -SIGKILL) << r.err;
   const std::string name = leaked_name(r.out);
   ASSERT_EQ(name.rfind("concur-", 0), 0u) << r.out;
-  EXPECT_TRUE(dev_shm().count(name)) << "the killed program should have left " << name;
-  EXPECT_GE(mp::SharedMemory::cleanup_orphans(), 1u);
+  // A concur program started meanwhile elsewhere (another test binary) may have swept the
+  // orphan already, which is the behaviour under test too; alone, only cleanup_orphans() can.
+  mp::SharedMemory::cleanup_orphans();
   EXPECT_FALSE(dev_shm().count(name)) << "the orphan " << name << " was not removed";
 }
 

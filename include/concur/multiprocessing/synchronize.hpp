@@ -1,6 +1,6 @@
-// concur/multiprocessing/synchronize.hpp: Lock, RLock, Semaphore, BoundedSemaphore, Event and
-// Barrier shared by processes (Python's multiprocessing.Lock, RLock, Semaphore, BoundedSemaphore,
-// Event, Barrier).
+// concur/multiprocessing/synchronize.hpp: Lock, RLock, Condition, Semaphore, BoundedSemaphore,
+// Event and Barrier shared by processes (Python's multiprocessing.Lock, RLock, Condition,
+// Semaphore, BoundedSemaphore, Event, Barrier).
 //
 // Each lives in an anonymous shared segment, so it has no name to leak, and reaches a child by
 // fork or as a Process/task argument (its descriptor travels). Copies in one process share it.
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "concur/futures.hpp"
 #include "concur/multiprocessing/shared_memory.hpp"
@@ -35,7 +36,10 @@ struct RLockState;
 struct BarrierState;
 struct SemaphoreState;
 struct EventState;
+struct ConditionState;
 }  // namespace detail
+
+class Condition;
 
 class Lock {
  public:
@@ -58,6 +62,7 @@ class Lock {
   }
 
  private:
+  friend class Condition;
   bool acquire_until(const concur::detail::Deadline& deadline);
   detail::LockState* state() const;
   detail::AnonymousSegment segment_;
@@ -85,8 +90,78 @@ class RLock {
   }
 
  private:
+  friend class Condition;
   bool acquire_until(const concur::detail::Deadline& deadline);
   detail::RLockState* state() const;
+  detail::AnonymousSegment segment_;
+};
+
+// Python's multiprocessing.Condition: a lock (an RLock of its own by default, or the Lock or
+// RLock given) and a queue of processes and threads waiting to be notified.
+// wait() needs the lock held; it releases it (every level of an RLock), sleeps until notified or
+// the timeout, and takes it back (at the same depth) before it returns; false on timeout.
+// wait_for(predicate[, timeout]) waits until predicate() is true and returns its last value.
+// notify(n) wakes up to n waiters, notify_all() all of them; both need the lock held.
+// Robust as Lock: a holder that dies frees the lock for the others.
+// Errors: concur::RuntimeError for wait() or notify() without holding the lock (Python's
+// RuntimeError "cannot wait on un-acquired lock").
+// Example:
+//   mp::Condition ready;                               // passed to a child like a Lock
+//   { std::lock_guard hold(ready); ready.wait_for([&] { return queue_has_work(); }); }
+class Condition {
+ public:
+  Condition();
+  explicit Condition(RLock lock);
+  explicit Condition(Lock lock);
+
+  void acquire() { acquire_until(std::nullopt); }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return acquire_until(concur::detail::deadline_after(timeout));
+  }
+  void release();
+  void lock() { acquire(); }
+  void unlock() { release(); }
+
+  void wait() { wait_until(std::nullopt); }
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(concur::detail::deadline_after(timeout));
+  }
+  template <class Predicate>
+  auto wait_for(Predicate predicate) {
+    auto value = predicate();
+    while (!value) {
+      wait();
+      value = predicate();
+    }
+    return value;
+  }
+  template <class Predicate, class Rep, class Period>
+  auto wait_for(Predicate predicate, std::chrono::duration<Rep, Period> timeout) {
+    const auto deadline = concur::detail::deadline_after(timeout);
+    auto value = predicate();
+    while (!value) {
+      if (!wait_until(deadline)) return predicate();
+      value = predicate();
+    }
+    return value;
+  }
+  void notify(unsigned n = 1);
+  void notify_all();
+
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(rlock_, lock_, segment_);
+  }
+
+ private:
+  bool acquire_until(const concur::detail::Deadline& deadline);
+  bool wait_until(const concur::detail::Deadline& deadline);
+  void require_held(const char* call) const;
+  detail::ConditionState* state() const;
+  std::optional<RLock> rlock_;  // one of the two
+  std::optional<Lock> lock_;
   detail::AnonymousSegment segment_;
 };
 
