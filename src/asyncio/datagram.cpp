@@ -25,7 +25,13 @@ namespace {
 // Every UDP payload over IPv4 fits (65,507 bytes at most). One buffer per thread: libuv hands it
 // to the receive callback, which copies the datagram out before returning.
 constexpr std::size_t kDatagramBuffer = 64 * 1024;
-thread_local char t_datagram_buffer[kDatagramBuffer];
+// Allocated at the thread's first receive, not as a thread_local array (which every thread of
+// every program linking concur would carry, zeroed, in its static TLS).
+char* datagram_buffer() {
+  thread_local std::unique_ptr<char[]> buffer;
+  if (!buffer) buffer.reset(new char[kDatagramBuffer]);
+  return buffer.get();
+}
 
 // A received datagram, or an error that came in its place (error < 0, a libuv code).
 struct Entry {
@@ -126,7 +132,7 @@ void wake_receivers(DatagramState* s) {
 }
 
 void on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buf) {
-  *buf = uv_buf_init(t_datagram_buffer, sizeof t_datagram_buffer);
+  *buf = uv_buf_init(datagram_buffer(), kDatagramBuffer);
 }
 
 void on_recv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
