@@ -115,12 +115,41 @@ struct Row {
   std::vector<MemoryUse> children;
 };
 
+// The next child's sum; fails at once, instead of after minutes, when a child has died without
+// sending it.
+double wait_ready(mp::Queue<double>& ready, std::vector<mp::Process>& children,
+                  const std::string& how) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  for (;;) {
+    try {
+      return ready.get(std::chrono::milliseconds(200));
+    } catch (const mp::Empty&) {
+      for (auto& c : children) {
+        if (!c.is_alive() && c.exitcode() != 0) {
+          throw CheckFailed(
+              fmt::format("{}: a child exited with code {} before it had read the "
+                          "array (see its message on stderr)",
+                          how, c.exitcode().value_or(-1)));
+        }
+      }
+      if (std::chrono::steady_clock::now() > give_up) {
+        throw CheckFailed(how + ": no child reported its sum within 5 minutes");
+      }
+    }
+  }
+}
+
 // Starts the children, waits until each has touched the data, measures them, lets them exit.
 Row measure(const std::string& how, std::vector<mp::Process> children, mp::Queue<double>& ready,
             mp::Event& done, double expected_sum, Report& report) {
   for (auto& c : children) c.start();
-  for (std::size_t i = 0; i < children.size(); ++i) {
-    report.check(ready.get(std::chrono::minutes(5)) == expected_sum, how + ": the child's sum");
+  try {
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      report.check(wait_ready(ready, children, how) == expected_sum, how + ": the child's sum");
+    }
+  } catch (...) {
+    done.set();  // the children still waiting may exit, so that their destructors' join() returns
+    throw;
   }
   Row row{how, {}};
   for (auto& c : children) row.children.push_back(memory_of(c.pid()));
