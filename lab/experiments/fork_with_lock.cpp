@@ -31,6 +31,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "svg.hpp"
 
 namespace {
 
@@ -167,16 +168,24 @@ void run(const Options& options, Report& report) {
       "holds that lock or not",
       {"who", "how the child started", "lock at the start", "child"},
       {}};
+  // The chart: how long each child took to finish, or ran until it was killed as stuck.
+  std::vector<svg::Bar> bars;
+  auto bar = [&bars](std::string label, double seconds, bool finished) {
+    bars.push_back(
+        {std::move(label) + (finished ? "" : " (stuck, killed)"), seconds, finished ? 0 : 1});
+  };
   fork_with_lock::Measurements concur_m;
   concur_m.who = "concur (C++)";
   const ForkTrial control = fork_and_take(data, expected);
   table.rows.push_back({"C++", "fork()", "free", describe(control)});
+  bar("C++ fork(), lock free", control.seconds, control.finished);
   ForkTrial held;
   {
     LockHolder holder;
     held = fork_and_take(data, expected);
   }
   table.rows.push_back({"C++", "fork()", "held by another thread", describe(held)});
+  bar("C++ fork(), lock held", held.seconds, held.finished);
   concur_m.control_finished = control.finished;
   concur_m.copy_intact = control.copy_intact;
   concur_m.held_lock_stuck = !held.finished;
@@ -196,6 +205,9 @@ void run(const Options& options, Report& report) {
       p.join();
     }
     concur_m.default_stuck = !joined || p.exitcode() != 0;
+    bar("concur Process, lock held",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+        !*concur_m.default_stuck);
     table.rows.push_back(
         {"concur", fmt::format("Process, default ({})", multiprocessing::to_string(method)),
          "held by another thread",
@@ -239,6 +251,9 @@ void run(const Options& options, Report& report) {
     m.default_stuck = !j.at("default").at("finished").get<bool>();
     source = Source::kCPython;
     auto row = [&](const std::string& how, const std::string& lock, const nlohmann::json& t) {
+      const std::string short_how = how.rfind("os.fork", 0) == 0 ? "os.fork()" : "Process";
+      bar("CPython " + short_how + ", lock " + (lock == "free" ? "free" : "held"),
+          t.at("seconds").get<double>(), t.at("finished").get<bool>());
       table.rows.push_back(
           {who, how, lock,
            t.at("finished").get<bool>()
@@ -252,6 +267,11 @@ void run(const Options& options, Report& report) {
         "held by another thread", j.at("default"));
   }
   report.table(std::move(table));
+  report.figure({"fork-with-lock.svg",
+                 "How long each child took to take the lock and finish; a stuck child is killed "
+                 "at the dashed line.",
+                 svg::bars("A child that takes a lock, started while another thread holds it", "s",
+                           bars, kStuckAfterS, "killed as stuck")});
   report.measured("held_lock_child_stuck", m.held_lock_stuck ? 1 : 0, "");
   report.note(fmt::format(
       "concur starts processes with {} unless told otherwise: a forkserver is a single-threaded "
