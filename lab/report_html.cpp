@@ -6,31 +6,14 @@
 #include <optional>
 
 #include "report.hpp"
+#include "svg.hpp"
 
 namespace concur::lab {
 namespace {
 
+// Text for the page, escaped as the pictures' text is.
 std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return svg::escape(text);
 }
 
 const char* verdict_colour(const RunResult& r) {

@@ -15,29 +15,6 @@ const char* colour(int kind) {
   return kPalette[static_cast<unsigned>(kind) % (sizeof kPalette / sizeof kPalette[0])];
 }
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // A "nice" step (1, 2 or 5 times a power of ten) that cuts [0, span] into about `parts` ticks.
 double tick_step(double span, int parts) {
   const double raw = span / parts;
@@ -67,6 +44,29 @@ std::string format_value(double v) {
 }
 
 }  // namespace
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
 
 std::string timeline(const std::string& title, const std::vector<Lane>& lanes,
                      const std::vector<LegendEntry>& legend) {

@@ -11,6 +11,9 @@
 
 namespace concur::lab::svg {
 
+// `text` made safe inside SVG or HTML text and attribute values (<, >, &, ").
+std::string escape(const std::string& text);
+
 struct Span {
   double start = 0;  // seconds from the chart's origin
   double end = 0;

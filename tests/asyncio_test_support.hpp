@@ -8,6 +8,7 @@
 #include <chrono>
 #include <concur/asyncio.hpp>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,27 @@ class AsyncioTest : public ::testing::Test {
 // Lets the other ready tasks run `n` times.
 inline asyncio::Task<void> turns(int n) {
   for (int i = 0; i < n; ++i) co_await asyncio::sleep(std::chrono::nanoseconds(0));
+}
+
+// Rethrows `e` and tells whether it is an E (false for no exception).
+template <class E>
+bool is_a(const std::exception_ptr& e) {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// How many of a group's exceptions are an E.
+template <class E>
+int count_in(const concur::ExceptionGroup& group) {
+  int n = 0;
+  for (const std::exception_ptr& e : group.exceptions()) n += is_a<E>(e) ? 1 : 0;
+  return n;
 }
 
 }  // namespace concur::testing

@@ -37,6 +37,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "svg.hpp"
 
 extern char** environ;
 
@@ -241,11 +242,13 @@ void run(const Options& options, Report& report) {
               {"server", "connections served", "most threads at once", "main thread's CPU share",
                "its threads"},
               {}};
+  std::vector<svg::Bar> bars;
   for (const ServerRun& r : runs) {
     if (r.skipped) {
       report.note(r.why);
       continue;
     }
+    bars.push_back({r.m.who, static_cast<double>(r.m.max_threads), static_cast<int>(bars.size())});
     std::string names;
     for (const std::string& t : r.threads) names += (names.empty() ? "" : "; ") + t;
     table.rows.push_back({r.m.who, r.m.served ? "all" : "not all", std::to_string(r.m.max_threads),
@@ -255,6 +258,14 @@ void run(const Options& options, Report& report) {
                     r.m.max_threads, "threads");
   }
   report.table(std::move(table));
+  if (!bars.empty()) {
+    report.figure(
+        {"asyncio-one-thread.svg",
+         "The most OS threads each server process had while it served; the dashed line "
+         "is the claim's one thread.",
+         svg::bars(fmt::format("OS threads of an echo server serving {} connections", connections),
+                   "threads", bars, 1.0, "one thread")});
+  }
   if (!runs.empty() && !runs[0].skipped) {
     report.note(fmt::format(
         "concur's server (libuv) had at most {} thread{} while serving: libuv watches sockets "

@@ -27,6 +27,8 @@ using concur::KeyboardInterrupt;
 using concur::RuntimeError;
 using concur::testing::AsyncioTest;
 using concur::testing::contains;
+using concur::testing::count_in;
+using concur::testing::is_a;
 using concur::testing::turns;
 
 // Long enough that a test waiting for it to pass has failed: the tests only wait for it to be
@@ -39,25 +41,6 @@ struct MyError : std::runtime_error {
 struct OtherError : std::logic_error {
   using std::logic_error::logic_error;
 };
-
-template <class E>
-bool is_a(const std::exception_ptr& e) {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-template <class E>
-int count_in(const ExceptionGroup& group) {
-  int n = 0;
-  for (const std::exception_ptr& e : group.exceptions()) n += is_a<E>(e) ? 1 : 0;
-  return n;
-}
 
 // CPython's raise_after(t, e).
 template <class E>

@@ -45,6 +45,8 @@ struct OtherError : std::logic_error {
 
 using concur::testing::AsyncioTest;
 using concur::testing::contains;
+using concur::testing::count_in;
+using concur::testing::is_a;
 using concur::testing::turns;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,26 +119,6 @@ std::vector<Task<T>> vec(Task<T> first, Ts... rest) {
   out.push_back(std::move(first));
   (out.push_back(std::move(rest)), ...);
   return out;
-}
-
-// Rethrows `e` and tells whether it is an E.
-template <class E>
-bool is_a(const std::exception_ptr& e) {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-template <class E>
-int count_in(const ExceptionGroup& group) {
-  int n = 0;
-  for (const std::exception_ptr& e : group.exceptions()) n += is_a<E>(e) ? 1 : 0;
-  return n;
 }
 
 // ---------------------------------------------------------------------------------------------

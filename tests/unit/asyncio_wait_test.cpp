@@ -23,6 +23,8 @@ using asyncio::Task;
 using concur::CancelledError;
 using concur::ReturnWhen;
 using concur::testing::AsyncioTest;
+using concur::testing::count_in;
+using concur::testing::is_a;
 using concur::testing::turns;
 
 constexpr auto kLong = 10s;
@@ -94,18 +96,6 @@ TEST_F(WaitDuplicatesTest, AsCompletedYieldsATaskPassedTwiceOnce) {
 // create_task(gather(...)): Python's gathering future
 
 using GatheringTaskTest = AsyncioTest;
-
-template <class E>
-bool is_a(const std::exception_ptr& e) {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
 
 TEST_F(GatheringTaskTest, CancelAfterTheChildrenFinishedIsRefusedAndTheResultsKept) {
   // CPython's test_cancel_gather_1 (bpo-26923): cancel() between the last child's end and
