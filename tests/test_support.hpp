@@ -38,6 +38,20 @@ inline constexpr int kStressScale = 1;
 inline constexpr int kStressScale = 1;
 #endif
 
+// ThreadSanitizer runs a thread of its own in each process, which concur's fork guard counts as
+// "another thread running" (it refuses StartMethod::fork then): a few fork cases skip under it.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kUnderThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kUnderThreadSanitizer = true;
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kUnderThreadSanitizer = false;
+#endif
+
 // Polls `predicate` until true or a generous bound passes (never asserted on as a time).
 template <class Predicate>
 bool eventually(Predicate predicate, std::chrono::milliseconds bound = std::chrono::seconds(20)) {
