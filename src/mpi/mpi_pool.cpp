@@ -424,6 +424,8 @@ void MpiPoolCore::on_message(Worker* w, const MPI_Status& status) {
 void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message) {
   auto it = w.in_flight.find(message.id);
   if (it == w.in_flight.end()) return;  // not this pool's
+  // Before the task leaves in_flight, so that break_pool() still fails its future.
+  mpd::check_answer(message, it->second->inputs);
   std::unique_ptr<Pending> task = std::move(it->second);
   w.in_flight.erase(it);
   // The worker has every payload, so these sends are complete; this frees MPI's requests.

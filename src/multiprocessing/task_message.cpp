@@ -1,12 +1,32 @@
 // The call loop both pools' workers share: a task message in, a result message out.
 #include <chrono>
 #include <exception>
+#include <string>
 #include <typeinfo>
 
+#include "concur/errors.hpp"
 #include "concur/multiprocessing/registry.hpp"
 #include "multiprocessing/task_message.hpp"
 
 namespace concur::multiprocessing::detail {
+
+void check_answer(const ResultMessage& answer, std::size_t inputs) {
+  if (answer.status == ResultMessage::kOk) {
+    if (answer.results.size() != inputs) {
+      throw ProtocolError("the answer to task " + std::to_string(answer.id) + " carries " +
+                          std::to_string(answer.results.size()) + " result(s) for " +
+                          std::to_string(inputs) + " call(s)");
+    }
+  } else if (answer.status == ResultMessage::kRaised) {
+    if (!answer.results.empty()) {
+      throw ProtocolError("the answer to task " + std::to_string(answer.id) +
+                          " reports an exception and carries results too");
+    }
+  } else {
+    throw ProtocolError("the answer to task " + std::to_string(answer.id) + " has status " +
+                        std::to_string(answer.status) + ", neither ok (0) nor raised (1)");
+  }
+}
 
 ResultMessage run_task(TaskMessage&& task, pid_t pid) {
   ResultMessage result;

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ struct ResultMessage {
     a(id, status, results, error_type, error_message, pid, busy_ns);
   }
 };
+
+// The checks a pool makes on an answer before it touches a future (the bytes come from another
+// process): a known status, and for kOk exactly one result per call the task carried (`inputs`),
+// so that a map chunk can never come back short and silently lose values; for kRaised none.
+// Throws ProtocolError naming what is wrong; the pool then breaks, as for any corrupt message.
+void check_answer(const ResultMessage& answer, std::size_t inputs);
 
 // Runs every call of `task` with the function registered under its name, in this process. A name
 // that is unknown here, or registered with another signature, runs nothing and answers kRaised.

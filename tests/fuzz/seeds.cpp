@@ -14,6 +14,7 @@
 #include "concur/multiprocessing/serialization.hpp"
 #include "fuzz_functions.hpp"
 #include "multiprocessing/frames.hpp"
+#include "multiprocessing/task_message.hpp"
 
 namespace mp = concur::multiprocessing;
 namespace fs = std::filesystem;
@@ -82,6 +83,36 @@ void calls(const fs::path& dir) {
   write(dir, "unregistered-name", mp::serialize(other));
 }
 
+// [calls][type][ResultMessage]: a one-call answer, a chunk's, an exception, and a short chunk.
+void results(const fs::path& dir) {
+  mp::detail::ResultMessage one;
+  one.id = 3;
+  one.results = {mp::serialize(std::int64_t{49})};
+  write(dir, "one-int", std::string{'\0', '\0'} + mp::serialize(one));
+  mp::detail::ResultMessage chunk;
+  chunk.id = 4;
+  chunk.results = {mp::serialize(std::string("a")), mp::serialize(std::string("bc")),
+                   mp::serialize(std::string())};
+  write(dir, "chunk-of-3-strings", std::string{'\2', '\1'} + mp::serialize(chunk));
+  write(dir, "chunk-short", std::string{'\3', '\1'} + mp::serialize(chunk));
+  mp::detail::ResultMessage raised;
+  raised.id = 5;
+  raised.status = mp::detail::ResultMessage::kRaised;
+  raised.error_type = "std::runtime_error";
+  raised.error_message = "boom";
+  write(dir, "raised", std::string{'\0', '\2'} + mp::serialize(raised));
+}
+
+// [limit][reads][read bytes...][chunking seed][payload]: lines, a separator split across chunks,
+// an overlong line, and readexactly past EOF.
+void stream_reads(const fs::path& dir) {
+  write(dir, "lines", std::string{'\x3f', '\3', '\6', '\6', '\x0c', '\5'} + "one\ntwo\nthree\n");
+  write(dir, "until-split",
+        std::string{'\x10', '\2', '\x0c', '\x0c', '\1'} + "xxabyyab and the rest");
+  write(dir, "overlong-line", std::string{'\4', '\2', '\6', '\6', '\2'} + "0123456789\nok\n");
+  write(dir, "exactly-past-eof", std::string{'\x20', '\1', '\x7a', '\3'} + "short");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,5 +120,7 @@ int main(int argc, char** argv) {
   frames(dir / "frames");
   typed_values(dir / "typed_values");
   calls(dir / "call");
+  results(dir / "result");
+  stream_reads(dir / "stream_reader");
   return 0;
 }
