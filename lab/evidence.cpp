@@ -1,6 +1,8 @@
 // The rules of evidence: samples, interleaving, and the parallelism control.
 #include "evidence.hpp"
 
+#include "progress.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -40,6 +42,7 @@ std::vector<Sample> interleaved(int repetitions,
                                 const std::vector<std::function<double()>>& variants) {
   std::vector<Sample> samples(variants.size());
   for (int r = 0; r < repetitions; ++r) {
+    progress::repetition(r + 1, repetitions);
     for (std::size_t v = 0; v < variants.size(); ++v) samples[v].values.push_back(variants[v]());
   }
   return samples;

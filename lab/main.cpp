@@ -20,6 +20,7 @@
 
 #include "claims_text.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "report.hpp"
 
 namespace {
@@ -141,7 +142,9 @@ int main(int argc, char** argv) {
     fmt::print("\n[{}/{}] {} (about {}) ...\n", i + 1, chosen.size(), e.name,
                minutes(expected_seconds(e, options)));
     std::fflush(stdout);
+    concur::lab::progress::begin(e.name, expected_seconds(e, options));
     results.push_back(run_one(e, options));
+    concur::lab::progress::end();
     concur::lab::print_report(results.back());
     concur::lab::write_outputs(results, header, options);
   }

@@ -43,6 +43,7 @@
 
 #include "asyncio_io_bound.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -309,6 +310,7 @@ Run with_threads(SlowServer& server, double latency) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "For work that mostly waits on the network, coroutines on one thread do as well as "
       "threads: a coroutine that awaits a reply hands the thread back to the event loop, which "
@@ -366,6 +368,7 @@ void run(const Options& options, Report& report) {
   double subject_co = co.wall;
   bool from_cpython = false;
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j =
         python->run_json("asyncio_io_bound.py",
                          {"--port", std::to_string(server.port()), "--count", std::to_string(kUrls),

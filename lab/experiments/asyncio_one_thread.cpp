@@ -37,6 +37,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 extern char** environ;
@@ -166,6 +167,7 @@ std::string comm_of(pid_t pid, pid_t tid) {
 
 ServerRun measure(const std::string& who, const std::vector<std::string>& server_argv,
                   int connections) {
+  progress::phase(who);
   ServerRun run;
   run.m.who = who;
   run.m.connections = connections;

@@ -67,6 +67,7 @@
 
 #include "c10k.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "stats.hpp"
 #include "svg.hpp"
 
@@ -652,6 +653,7 @@ void collect_server_lines(Child& server, ServerRun& run) {
 
 ServerRun measure_server(std::string who, std::string bar, const std::vector<std::string>& argv,
                          const Load& load, Report& report) {
+  progress::phase(who);
   ServerRun run;
   run.who = std::move(who);
   run.bar = std::move(bar);

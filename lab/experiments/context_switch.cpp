@@ -44,6 +44,7 @@
 
 #include "context_switch.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -263,6 +264,7 @@ std::string range_of(const Measured& m) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Switching between OS threads is costly, because the operating system must stop one "
       "thread and put another on the core; a coroutine that awaits hands control to the event "
@@ -319,6 +321,7 @@ void run(const Options& options, Report& report) {
   double subject_sleep0 = co_sleep0.per_switch;
   bool from_cpython = false;
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j = python->run_json(
         "context_switch.py",
         {"--seconds", fmt::format("{}", seconds), "--repeats", std::to_string(repeats), "--cpu",

@@ -26,6 +26,7 @@
 #include "cpu_bound_processes.hpp"
 #include "evidence.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 #include "workload.hpp"
 
@@ -79,6 +80,7 @@ double seconds_since(Clock::time_point t0) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "To make CPU-bound code faster, use processes instead of threads: each process has its own "
       "interpreter and its own GIL, so every core runs at 100% and N processes go up to N times "
@@ -161,6 +163,7 @@ void run(const Options& options, Report& report) {
 
   cpu_bound_processes::Measurements m{control, false, n, one, processes_s};
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j = python->run_json("cpu_bound_processes.py",
                                     {"--seconds", fmt::format("{}", target), "--processes",
                                      std::to_string(n), "--repeat", std::to_string(reps)},

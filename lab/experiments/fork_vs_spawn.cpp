@@ -25,6 +25,7 @@
 
 #include "fork_vs_spawn.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "stats.hpp"
 #include "subprocess.hpp"
 #include "svg.hpp"
@@ -109,6 +110,7 @@ int count_lines(const std::string& path) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "A spawned process (Windows' only start method) re-runs the whole script, so starting a "
       "process outside `if __name__ == '__main__':` starts one that starts "
@@ -147,6 +149,7 @@ void run(const Options& options, Report& report) {
   fork_vs_spawn::Measurements m{false, concur_runs, first_error_line(demo.err)};
 
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j = python->run_json("fork_vs_spawn.py", {"--starts", std::to_string(starts)},
                                     std::chrono::seconds(600));
     const auto& s = j.at("seconds");

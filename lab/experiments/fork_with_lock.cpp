@@ -31,6 +31,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace {
@@ -156,6 +157,7 @@ std::string describe(const ForkTrial& t) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim("On Linux, processes start with fork(), which copies the parent's memory safely.",
                "fork() which safely copies memory");
   for (const Threshold& t : fork_with_lock::thresholds()) report.threshold(t);
@@ -239,6 +241,7 @@ void run(const Options& options, Report& report) {
   fork_with_lock::Measurements m = concur_m;
   Source source = Source::kConcurModel;
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j =
         python->run_json("fork_with_lock.py", {"--stuck-after", fmt::format("{}", kStuckAfterS)},
                          std::chrono::seconds(120));

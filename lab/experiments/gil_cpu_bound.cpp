@@ -25,6 +25,7 @@
 #include "evidence.hpp"
 #include "gil_cpu_bound.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 #include "workload.hpp"
 
@@ -80,6 +81,7 @@ double run_split(long work, int threads, InterpreterLock& gil, Report& report) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "With the interpreter lock, threads cannot compute at the same time, so CPU-bound work split "
       "over several threads runs no faster than on one; without such a lock (Java, C++) it runs "
@@ -131,6 +133,7 @@ void run(const Options& options, Report& report) {
 
   gil_cpu_bound::Measurements m{control, false, threads, one, with_gil};
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j = python->run_json("gil_cpu_bound.py",
                                     {"--seconds", fmt::format("{}", target), "--threads", "2",
                                      "--repeat", std::to_string(reps)},

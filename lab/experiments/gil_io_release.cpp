@@ -26,6 +26,7 @@
 
 #include "gil_io_release.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -98,6 +99,7 @@ Run run_threads(std::chrono::duration<double> wait, bool release_while_waiting, 
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "A thread that waits (sleep, network, database) drops the interpreter lock, another thread "
       "takes it at once, and so ten waiting threads finish in about one wait rather than ten. "

@@ -24,6 +24,7 @@
 
 #include "gil_timeline.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 #include "workload.hpp"
 
@@ -83,6 +84,7 @@ Shares analyse(const std::vector<GilSpan>& spans, std::int64_t origin, std::int6
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Only one thread holds the lock at any moment: while one thread computes, every other "
       "thread can only wait for it. Drawn here from concur's InterpreterLock, not CPython's.",

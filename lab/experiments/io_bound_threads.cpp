@@ -25,6 +25,7 @@
 
 #include "io_bound_threads.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -113,6 +114,7 @@ std::vector<svg::Lane> lanes_of(const std::string& who, const std::vector<svg::S
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Ten threads that each wait about a second for a download finish together in about one "
       "second instead of ten, because a waiting thread lets the others run (CPython releases "
@@ -145,6 +147,7 @@ void run(const Options& options, Report& report) {
   std::string subject = "concur";
   bool from_cpython = false;
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j =
         python->run_json("io_bound_threads.py",
                          {"--sleep", std::to_string(latency), "--count", std::to_string(kUrls)},

@@ -35,6 +35,7 @@
 
 #include "cores.hpp"
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -207,9 +208,11 @@ Python cpython_side(const Options& options, Report& report, int size, int thread
   const std::vector<std::string> common{"--size",    std::to_string(size),
                                         "--threads", std::to_string(threads),
                                         "--repeat",  std::to_string(reps)};
+  progress::phase("CPython " + python->version() + ": numpy.dot on 1 and more threads");
   auto args = common;
   args.insert(args.end(), {"--mode", "threads"});
   const auto t = python->run_json("numpy_dot.py", args, std::chrono::seconds(600));
+  progress::phase("CPython " + python->version() + ": the cores of one numpy.dot");
   args = common;
   args.insert(args.end(), {"--mode", "one"});
   const auto one = python->run_json("numpy_dot.py", args, std::chrono::seconds(600));
@@ -236,6 +239,7 @@ Python cpython_side(const Options& options, Report& report, int size, int thread
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "A large NumPy matrix multiply runs in native code that lets go of the interpreter lock, "
       "so it computes on all the cores at once, even inside a locked interpreter.",

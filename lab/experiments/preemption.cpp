@@ -30,6 +30,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -148,6 +149,7 @@ double median(std::vector<double> v) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "With threads, the OS forcibly pauses a running thread every few milliseconds to run "
       "another on its core, and this context switching costs a lot of small delays.",
@@ -207,6 +209,7 @@ void run(const Options& options, Report& report) {
   std::vector<svg::Bar> bars{{"C++ threads: slice between preemptions", m.median_slice_s * 1e3, 0}};
 
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j =
         python->run_json("preemption.py",
                          {"--threads", std::to_string(threads), "--cpu", std::to_string(cpu),

@@ -32,6 +32,7 @@
 
 #include "lab.hpp"
 #include "process_memory.hpp"
+#include "progress.hpp"
 #include "stats.hpp"
 #include "svg.hpp"
 
@@ -168,6 +169,7 @@ double median_private(const Row& row) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Starting a process copies the whole (gigabyte) array into the new process, so memory use "
       "multiplies with the number of processes.",
@@ -279,6 +281,7 @@ void run(const Options& options, Report& report) {
   process_memory::Measurements m{false, fork_read, spawn_copy};
 
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const auto j = python->run_json("process_memory.py", {"--mib", std::to_string(mib)},
                                     std::chrono::seconds(900));
     std::map<std::string, double> copied;

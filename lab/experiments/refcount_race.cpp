@@ -40,6 +40,7 @@
 #include "cores.hpp"
 #include "lab.hpp"
 #include "objects.hpp"
+#include "progress.hpp"
 #include "refcount_race.hpp"
 #include "svg.hpp"
 
@@ -221,6 +222,7 @@ double single_thread_ns(RefcountMode mode, bool from_owner) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Reference counts are plain integers: two threads changing one at the same moment lose an "
       "update, the count ends too low, an object still in use is freed and the process crashes. "

@@ -23,6 +23,7 @@
 #include <tuple>
 
 #include "lab.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -116,6 +117,7 @@ Sample sample_of(const nlohmann::json& values) {
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim(
       "Standard Python code cannot keep several cores busy: a Python program computes on one "
       "core at a time.",
@@ -146,6 +148,7 @@ void run(const Options& options, Report& report) {
       report.note(c.path + " was skipped: " + *py.unavailable());
       continue;
     }
+    progress::phase("CPython " + py.version() + " (" + c.path + ")");
     const auto j = py.run_json("subinterpreters.py",
                                {"--seconds", fmt::format("{}", seconds), "--threads",
                                 std::to_string(control.threads), "--repeat", std::to_string(reps)},

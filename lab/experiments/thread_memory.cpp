@@ -31,6 +31,7 @@
 
 #include "lab.hpp"
 #include "procfs.hpp"
+#include "progress.hpp"
 #include "svg.hpp"
 
 namespace concur::lab {
@@ -176,6 +177,7 @@ PerUnit from_child(const std::string& who, int count, const std::function<std::s
 
 PerUnit from_python(const support::Python& python, const std::string& what, int count,
                     const std::string& who) {
+  progress::phase(who);
   const auto j =
       python.run_json("thread_memory.py", {"--what", what, "--count", std::to_string(count)},
                       std::chrono::seconds(120));
@@ -184,6 +186,7 @@ PerUnit from_python(const support::Python& python, const std::string& what, int 
 }
 
 void run(const Options& options, Report& report) {
+  progress::phase("concur and C++");
   report.claim("Threads are light: each one costs only kilobytes of RAM.", "Kilobytes of RAM");
   for (const Threshold& t : thread_memory::thresholds()) report.threshold(t);
   const int threads = options.quick ? 200 : 1000;
@@ -196,6 +199,7 @@ void run(const Options& options, Report& report) {
       "concur asyncio task", tasks, [&] { return parked_tasks(tasks); }, report));
   thread_memory::Measurements m{false, rows[0]};
   if (auto python = cpython_for(options, report)) {
+    progress::phase("CPython " + python->version());
     const std::string v = "CPython " + python->version();
     rows.push_back(from_python(*python, "threads", threads, v + " thread"));
     rows.push_back(from_python(*python, "tasks", tasks, v + " asyncio task"));
