@@ -5,6 +5,10 @@
 //   handoff      one thread releases, the thread blocked in acquire() gets the lock: the time
 //                from release() to acquire() returning, per policy, beside the same handoff
 //                through std::mutex and through std::condition_variable                 us p50
+//   convoy       a CPU-bound thread beside an I/O thread (one-byte round trips through `cat`,
+//                support/convoy.hpp): the CPU-bound thread's rate as a share of its rate alone
+//                (headline) and the I/O thread's (io_share), per policy, beside no lock at all
+//                (free_threaded: the ceiling this machine allows)                        x
 //
 // Usage: gil_bench [--json FILE] [--quick] [Google Benchmark flags] (--help lists them)
 #include <benchmark/benchmark.h>
@@ -21,6 +25,7 @@
 
 #include "common/options.hpp"
 #include "common/race.hpp"
+#include "convoy.hpp"
 #include "stats.hpp"
 
 namespace {
@@ -170,6 +175,21 @@ void handoff_condvar(benchmark::State& state, const Workload& w) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// convoy: each repetition measures both threads alone, then together, so that each share is
+// taken against a baseline of the same moment of this noisy machine.
+
+void convoy(benchmark::State& state, concur::InterpreterLockOptions lock, double seconds) {
+  concur::support::PipeEcho echo;
+  for (auto _ : state) {
+    const auto io_alone = concur::support::run_convoy(echo, lock, seconds, true, false);
+    const auto cpu_alone = concur::support::run_convoy(echo, lock, seconds, false, true);
+    const auto both = concur::support::run_convoy(echo, lock, seconds, true, true);
+    state.counters["cpu_share"] = both.cpu_per_s / cpu_alone.cpu_per_s;
+    state.counters["io_share"] = both.io_per_s / io_alone.io_per_s;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +223,23 @@ int main(int argc, char** argv) {
     reg(peer, [w, policy = policy](benchmark::State& state) { handoff_gil(state, policy, w); });
   }
   reg("handoff/condition_variable", [w](benchmark::State& state) { handoff_condvar(state, w); });
+  race.add_scenario({"convoy",
+                     "CPU-bound thread beside an I/O thread: its rate vs alone (5 ms interval)",
+                     "cpu_share",
+                     "x",
+                     false,
+                     {"io_share"}});
+  const double convoy_seconds = options.quick ? 0.1 : 0.4;
+  for (auto [peer, policy] :
+       {std::pair{"convoy/concur", concur::GilPolicy::cpython},
+        std::pair{"convoy/concur_io_priority", concur::GilPolicy::io_priority}}) {
+    reg(peer, [policy = policy, convoy_seconds](benchmark::State& state) {
+      convoy(state, {.policy = policy}, convoy_seconds);
+    });
+  }
+  reg("convoy/no_lock_ceiling", [convoy_seconds](benchmark::State& state) {
+    convoy(state, {.free_threaded = true}, convoy_seconds);
+  });
 
   return race.run(options);
 }

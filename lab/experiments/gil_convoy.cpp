@@ -20,17 +20,11 @@
 // fewer than kConvoy x the round trips it makes alone; partly true when it is slowed but by less;
 // confirmed when it keeps at least kInstant x. The other policies' rows show what is recoverable
 // and what it costs the CPU-bound thread.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -38,6 +32,7 @@
 #include <concur/gil.hpp>
 #include <nlohmann/json.hpp>
 
+#include "convoy.hpp"
 #include "evidence.hpp"
 #include "gil_convoy.hpp"
 #include "lab.hpp"
@@ -88,99 +83,13 @@ constexpr int kIntervalsMs[] = {1, 5, 20};
 
 using Clock = std::chrono::steady_clock;
 
-// A `cat` child: what we write to `to` comes back on `from`. Reaped and closed on destruction.
-class Echo {
- public:
-  Echo() {
-    int in[2];
-    int out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-      throw std::runtime_error(std::string("gil-convoy: pipe: ") + std::strerror(errno));
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    char* argv[] = {const_cast<char*>("cat"), nullptr};
-    const int rc = posix_spawnp(&pid_, "cat", &actions, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(in[0]);
-    close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-    if (rc != 0) {
-      close(to_);
-      close(from_);
-      throw std::runtime_error(std::string("gil-convoy: cannot start cat: ") + std::strerror(rc));
-    }
-  }
-  ~Echo() {
-    close(to_);  // cat sees end of input and exits
-    close(from_);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-  Echo(const Echo&) = delete;
-  Echo& operator=(const Echo&) = delete;
+using support::ConvoyRates;
+using support::PipeEcho;
 
-  void round_trip() {
-    char byte = 'x';
-    if (write(to_, &byte, 1) != 1 || read(from_, &byte, 1) != 1) {
-      throw std::runtime_error("gil-convoy: the echo through cat failed");
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_ = -1;
-  int from_ = -1;
-};
-
-struct Rates {
-  double io_per_s = 0;
-  double cpu_per_s = 0;
-};
-
-// Runs the I/O thread and/or the CPU thread for `seconds` under a lock with `policy` and
-// `interval`; returns their rates (0 for one not run).
-Rates run_pair(Echo& echo, GilPolicy policy, std::chrono::milliseconds interval, double seconds,
-               bool with_io, bool with_cpu) {
-  InterpreterLock gil({.policy = policy, .switch_interval = interval});
-  std::atomic<bool> stop{false};
-  Rates rates;
-  std::thread cpu;
-  if (with_cpu) {
-    cpu = std::thread([&] {
-      GilGuard hold(gil);
-      long n = 0;
-      const auto t0 = Clock::now();
-      while (!stop.load(std::memory_order_relaxed)) {
-        for (int k = 0; k < 1000; ++k) n += k & 1;
-        gil.checkpoint();
-      }
-      rates.cpu_per_s =
-          static_cast<double>(n) * 2 / std::chrono::duration<double>(Clock::now() - t0).count();
-    });
-  }
-  const auto duration = std::chrono::duration<double>(seconds);
-  if (with_io) {
-    GilGuard hold(gil);
-    long trips = 0;
-    const auto t0 = Clock::now();
-    while (Clock::now() - t0 < duration) {
-      {
-        GilRelease io(gil);
-        echo.round_trip();
-      }
-      ++trips;
-    }
-    rates.io_per_s = static_cast<double>(trips) / seconds;
-  } else {
-    std::this_thread::sleep_for(duration);
-  }
-  stop = true;
-  if (cpu.joinable()) cpu.join();
-  return rates;
+ConvoyRates run_pair(PipeEcho& echo, GilPolicy policy, std::chrono::milliseconds interval,
+                     double seconds, bool with_io, bool with_cpu) {
+  return support::run_convoy(echo, {.policy = policy, .switch_interval = interval}, seconds,
+                             with_io, with_cpu);
 }
 
 const char* name(GilPolicy p) {
@@ -204,14 +113,14 @@ void run(const Options& options, Report& report) {
       "Another Thread instantly grabs the Lock");
   const double seconds = options.quick ? 0.2 : 1.0;
   const int reps = repetitions(options);
-  Echo echo;
+  PipeEcho echo;
   const auto pair = [&](GilPolicy policy, int ms, bool io, bool cpu) {
     return run_pair(echo, policy, std::chrono::milliseconds(ms), seconds, io, cpu);
   };
   // The judged figures (each thread alone, and both policies that matter at the default 5 ms),
   // repeated and interleaved, judged on medians; the other rows are measured once, to show how
   // the interval moves them.
-  Rates last_cpython_5ms, last_io_priority_5ms;
+  ConvoyRates last_cpython_5ms, last_io_priority_5ms;
   const auto judged = interleaved(
       reps,
       {[&] { return pair(GilPolicy::cpython, 5, true, false).io_per_s; },
@@ -236,11 +145,11 @@ void run(const Options& options, Report& report) {
   double concur_io_priority_5ms = NAN;
   for (GilPolicy policy : {GilPolicy::cpython, GilPolicy::fifo, GilPolicy::io_priority}) {
     for (int ms : kIntervalsMs) {
-      Rates r;
+      ConvoyRates r;
       if (ms == 5 && policy == GilPolicy::cpython) {
-        r = {judged[2].median(), judged[4].median()};
+        r = {.io_per_s = judged[2].median(), .cpu_per_s = judged[4].median()};
       } else if (ms == 5 && policy == GilPolicy::io_priority) {
-        r = {judged[3].median(), judged[5].median()};
+        r = {.io_per_s = judged[3].median(), .cpu_per_s = judged[5].median()};
       } else {
         progress::phase(fmt::format("concur {} policy, {} ms interval", name(policy), ms));
         r = pair(policy, ms, true, true);

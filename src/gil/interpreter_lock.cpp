@@ -5,6 +5,7 @@
 // and forced switching (a thread that dropped because it was asked waits until another thread
 // has taken the lock).
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -52,6 +53,20 @@ class SteadyGilClock final : public GilClock {
 };
 
 std::atomic<std::uint64_t> g_next_core_id{1};
+
+// The CPUs this process may run on (its affinity mask): with one, a spinning thread only delays
+// the thread it waits for, so the lock never spins.
+int cpus_allowed() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return CPU_COUNT(&set);
+}
+
+// How long a spinning hand-off waits before it parks on the condition variable: a little longer
+// than a futex wake-up takes on a busy VM (the cost it avoids), a small fraction of the switch
+// interval, and short enough that a wrong guess (the other thread was not running) costs little.
+constexpr std::int64_t kSpinNs = 20'000;
 
 }  // namespace
 
@@ -123,6 +138,8 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   void record_span(const GilThread& t, GilSpan::Kind kind, std::int64_t start, std::int64_t end)
       CONCUR_REQUIRES(mu_);
   void notify_all_waiters() CONCUR_REQUIRES(mu_);
+  template <class Done>
+  void spin_until(Lock& lk, Done done) CONCUR_REQUIRES(mu_);  // unlocks and relocks mu_
 
   const std::uint64_t id_ = g_next_core_id.fetch_add(1);
   const GilPolicy policy_;
@@ -142,6 +159,11 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   bool locked_ CONCUR_GUARDED_BY(mu_) = false;
   GilThread* holder_ CONCUR_GUARDED_BY(mu_) = nullptr;
   std::atomic<std::thread::id> holder_id_{};  // for held_by_current_thread() without mu_
+  // io_priority's spinning hand-off (see spin_until): mirrors of locked_ and switch_number_ that
+  // a spinning thread reads without mu_, and whether spinning can pay off here at all.
+  std::atomic<bool> free_{true};
+  std::atomic<std::uint64_t> switches_{0};
+  const bool spin_;
   GilThread* last_holder_ CONCUR_GUARDED_BY(mu_) = nullptr;
   std::uint64_t switch_number_ CONCUR_GUARDED_BY(mu_) = 0;
   std::size_t waiters_ CONCUR_GUARDED_BY(mu_) = 0;
@@ -237,7 +259,8 @@ GilCore::GilCore(InterpreterLock& owner, const InterpreterLockOptions& options)
       own_clock_(options.clock ? nullptr : std::make_unique<SteadyGilClock>()),
       clock_(options.clock ? options.clock : own_clock_.get()),
       interval_ns_(std::max<std::int64_t>(1, options.switch_interval.count())),
-      breaker_(&owner.drop_request_) {
+      breaker_(&owner.drop_request_),
+      spin_(options.policy == GilPolicy::io_priority && !clock_->manual() && cpus_allowed() >= 2) {
   if (options.switch_interval.count() <= 0) {
     throw std::invalid_argument(
         "concur::InterpreterLock: switch_interval must be positive (CPython's default is 5 ms)");
@@ -299,6 +322,43 @@ void GilCore::notify_all_waiters() {
   for (GilThread* t : queue_) t->cv.notify_all();
 }
 
+// io_priority's hand-offs come in pairs microseconds apart (an I/O thread back from a short call
+// asks, the CPU-bound holder drops at its next checkpoint, the I/O thread gives the lock back
+// when it blocks again). Parking on the condition variable for each costs both threads a futex
+// wake and a reschedule, which halved the CPU-bound thread. So, with two or more CPUs, a thread
+// that expects the lock to move within microseconds first spins for it with mu_ released, for
+// at most kSpinNs, and parks only if it has not moved by then. The caller re-checks its
+// condition under mu_ afterwards, so spinning changes only how long a wait takes, never who gets
+// the lock. (The cpython policy never spins: CPython's waiters park, and the lab uses that
+// policy as CPython's model, convoy effect included.)
+// (Releasing mu_ through lk, as a condition-variable wait does, is beyond Clang's analysis.)
+template <class Done>
+void GilCore::spin_until(Lock& lk, Done done) CONCUR_NO_THREAD_SAFETY_ANALYSIS {
+  if (!spin_ || done()) return;
+  const auto pause = [] {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  };
+  lk.mutex().unlock();
+  const std::int64_t end = now() + kSpinNs;
+  for (int i = 1; !done(); ++i) {
+    pause();
+    if (i % 64 == 0 && now() >= end) break;
+  }
+  // The other thread usually still holds mu_ for a moment after it moved the lock (its
+  // bookkeeping): blocking in lock() now would cost a futex wait here and a wake there, the very
+  // cost the spin avoids, so mu_ is retaken by spinning too, for at most as long again.
+  const std::int64_t relock_end = now() + kSpinNs;
+  for (int i = 1; !lk.mutex().try_lock(); ++i) {
+    pause();
+    if (i % 64 == 0 && now() >= relock_end) {
+      lk.mutex().lock();
+      break;
+    }
+  }
+}
+
 void GilCore::time_advanced() {
   Lock lk(mu_);
   notify_all_waiters();
@@ -333,11 +393,13 @@ void GilCore::request_drop(GilThread& t) {
 
 void GilCore::grant(GilThread& t, bool waited) {
   locked_ = true;
+  free_.store(false, std::memory_order_relaxed);
   holder_ = &t;
   holder_id_.store(t.id, std::memory_order_release);
   if (last_holder_ != &t) {
     last_holder_ = &t;
     ++switch_number_;
+    switches_.store(switch_number_, std::memory_order_release);
     ++totals_.switches;
   }
   // As CPython: whoever takes the lock clears the pending request; a waiter that still waits
@@ -418,6 +480,7 @@ bool GilCore::take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> gi
   emit(GilEvent::wants_lock, t, false);
   // io_priority: back from a voluntary release (I/O), ask at once instead of after an interval.
   if (policy_ == GilPolicy::io_priority && t.released_voluntarily) request_drop(t);
+  spin_until(lk, [this] { return free_.load(std::memory_order_acquire); });
   IntervalTimer timer(*this, t);
   while (locked_) {
     wait(lk, cond_, timer.deadline(give_up_at));
@@ -493,6 +556,7 @@ void GilCore::drop_locked(Lock& lk, GilThread& t, bool forced) {
     emit(GilEvent::released, t, forced);
     if (queue_.empty()) {
       locked_ = false;
+      free_.store(true, std::memory_order_release);
       return;
     }
     // Hand the lock straight to the oldest waiter: nobody can barge in, the dropper included.
@@ -505,6 +569,7 @@ void GilCore::drop_locked(Lock& lk, GilThread& t, bool forced) {
     return;
   }
   locked_ = false;
+  free_.store(true, std::memory_order_release);
   emit(GilEvent::released, t, forced);
   cond_.notify_one();
   // Forced switching (CPython's FORCE_SWITCHING): when another thread asked, do not come back
@@ -512,6 +577,8 @@ void GilCore::drop_locked(Lock& lk, GilThread& t, bool forced) {
   // first. A waiter that gives up (timed acquire) also ends the wait.
   if (drop_was_requested && last_holder_ == &t) {
     reset_drop_request();
+    const std::uint64_t before = switch_number_;
+    spin_until(lk, [&] { return switches_.load(std::memory_order_acquire) != before; });
     while (last_holder_ == &t && waiters_ != 0) switch_cond_.wait(lk);
   }
 }
@@ -562,6 +629,7 @@ void GilCore::reinit_in_child() {
   if (holder_ && holder_->id != me) {
     holder_ = nullptr;
     locked_ = false;
+    free_.store(true, std::memory_order_relaxed);
     holder_id_.store(std::thread::id(), std::memory_order_release);
   }
   mu_.unlock();
