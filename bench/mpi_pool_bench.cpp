@@ -6,10 +6,14 @@
 //   tiny_tasks_per_s   submit N tasks int f(int) (x + 1), then result() of all          tasks/s
 //   round_trip_p50_us  submit(f, i).result(), one at a time, M times                    us
 //   big_arg_mib_per_s  K tasks, each given a 64 MiB byte vector (returns its size)      MiB/s
+//   bare_mpi           the floor for big_arg_mib_per_s: the same K x 64 MiB sent with plain
+//                      MPI_Isend to the two worker ranks (alternating), each receiving into a
+//                      buffer it already has and answering with one small message     MiB/s
 //
 // Usage: mpirun -n 3 --oversubscribe mpi_pool_bench [--quick]
 //   --quick: tiny counts (a smoke run that checks it works; its figures mean nothing).
 // Do not run it for figures while the machine is busy (compiling, other benchmarks).
+#include <mpi.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -94,17 +98,66 @@ void measure(const char* name, Pool& pool, const Counts& counts) {
   std::fflush(stdout);
 }
 
+// Every rank runs this before concur::mpi::main_guard() turns the workers into servers. Rank 0
+// prints MiB/s from its first send to the last worker's answer.
+void bare_mpi(int messages) {
+  constexpr int kBytes = 64 << 20;
+  int rank = 0;
+  int size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size < 2) return;
+  const int workers = size - 1;
+  std::vector<std::uint8_t> buffer(kBytes, 7);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) {
+    const auto t0 = Clock::now();
+    std::vector<MPI_Request> sends(static_cast<std::size_t>(messages));
+    for (int i = 0; i < messages; ++i) {
+      MPI_Isend(buffer.data(), kBytes, MPI_BYTE, 1 + i % workers, 0, MPI_COMM_WORLD,
+                &sends[static_cast<std::size_t>(i)]);
+    }
+    MPI_Waitall(messages, sends.data(), MPI_STATUSES_IGNORE);
+    std::uint64_t received = 0;
+    for (int w = 1; w <= workers; ++w) {
+      std::uint64_t bytes = 0;
+      MPI_Recv(&bytes, 1, MPI_UINT64_T, w, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      received += bytes;
+    }
+    const double mib_per_s = 64.0 * messages / seconds_since(t0);
+    if (received != static_cast<std::uint64_t>(messages) * kBytes) {
+      std::fprintf(stderr, "bare_mpi: wrong byte count\n");
+    }
+    std::printf("bare_mpi send_mib_per_s=%.0f\n", mib_per_s);
+    std::fflush(stdout);
+  } else {
+    std::uint64_t bytes = 0;
+    for (int i = rank - 1; i < messages; i += workers) {
+      MPI_Status status;
+      MPI_Recv(buffer.data(), kBytes, MPI_BYTE, 0, 0, MPI_COMM_WORLD, &status);
+      int count = 0;
+      MPI_Get_count(&status, MPI_BYTE, &count);
+      bytes += static_cast<std::uint64_t>(count);
+    }
+    MPI_Send(&bytes, 1, MPI_UINT64_T, 0, 1, MPI_COMM_WORLD);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   concur::multiprocessing::main_guard(argc, argv);  // the process pool's workers stop here
-  concur::mpi::main_guard(argc, argv);              // the MPI worker ranks serve here
   bool quick = false;
   CLI::App app{
       "concur::MpiPoolExecutor and ProcessPoolExecutor on the same tasks (under mpirun -n 3)"};
   app.add_flag("--quick", quick, "tiny counts: a smoke run that checks it works, not figures");
   CLI11_PARSE(app, argc, argv);
   const Counts counts = quick ? Counts{500, 50, 1} : Counts{};
+  // The bare MPI floor runs on every rank before the worker ranks start serving the pool.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+  bare_mpi(counts.big_args);
+  concur::mpi::main_guard(argc, argv);  // the MPI worker ranks serve here
   {
     concur::MpiPoolExecutor pool;
     measure("concur_mpi", pool, counts);
