@@ -17,17 +17,10 @@
 // Verdict (asyncio_one_thread.hpp): on CPython's server, else on concur's (and it says so).
 #include "asyncio_one_thread.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,12 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "child_process.hpp"
 #include "lab.hpp"
 #include "procfs.hpp"
 #include "progress.hpp"
 #include "svg.hpp"
-
-extern char** environ;
 
 namespace concur::lab {
 namespace asyncio_one_thread {
@@ -75,82 +67,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A helper process with its stdin and stdout on pipes.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& argv) {
-    int out[2], in[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0) {
-      throw std::runtime_error("asyncio-one-thread: pipe2 failed");
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    // The helpers' progress lines would interleave with the lab's own output.
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const int rc = posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    close(in[0]);
-    out_ = out[0];
-    in_ = in[1];
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error("asyncio-one-thread: cannot start " + argv[0] + ": " +
-                               std::strerror(rc));
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    stop();
-    close(out_);
-    if (in_ >= 0) close(in_);
-  }
-  pid_t pid() const { return pid_; }
-
-  // The next line of output, or nullopt if none came within `wait` (or the output ended).
-  std::optional<std::string> read_line(std::chrono::milliseconds wait) {
-    const auto deadline = Clock::now() + wait;
-    for (;;) {
-      if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        return line;
-      }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return std::nullopt;
-      pollfd p{out_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = read(out_, buf, sizeof buf);
-      if (n <= 0) return std::nullopt;
-      buffer_.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  void send_line(const std::string& line) {
-    const std::string text = line + "\n";
-    if (write(in_, text.data(), text.size()) < 0) return;  // the child is gone: seen later
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  int in_ = -1;
-  std::string buffer_;
-};
-
 struct ServerRun {
   asyncio_one_thread::Measurements m;
   bool skipped = false;
@@ -171,16 +87,18 @@ ServerRun measure(const std::string& who, const std::vector<std::string>& server
   ServerRun run;
   run.m.who = who;
   run.m.connections = connections;
-  Child server(server_argv);
+  support::ChildProcess server(server_argv);
   const auto port_line = server.read_line(std::chrono::seconds(30));
   if (!port_line || port_line->rfind("PORT ", 0) != 0) {
     run.skipped = true;
     run.why = who + " did not start: " + port_line.value_or("(no output)");
     return run;
   }
-  Child client({self_path(), kC10kHelper, "client", "--port", port_line->substr(5), "--connections",
-                std::to_string(connections), "--paced-rounds", "1", "--period", "1",
-                "--burst-rounds", "1", "--parallel", "200", "--deadline", "120"});
+  support::ChildProcess client(
+      {self_path(), kC10kHelper, "client", "--port", port_line->substr(5), "--connections",
+       std::to_string(connections), "--paced-rounds", "1", "--period", "1", "--burst-rounds", "1",
+       "--parallel", "200", "--deadline", "120"},
+      support::ChildProcess::Stdin::pipe);
   auto sample = [&] {
     run.m.max_threads = std::max<int>(
         run.m.max_threads, static_cast<int>(procfs::status_field(server.pid(), "Threads")));
