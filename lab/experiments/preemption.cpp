@@ -42,7 +42,10 @@ std::vector<Threshold> thresholds() {
           {"massive_loss", kMassiveLoss,
            "\"massive\": switching costs at least a tenth of the core's work"},
           {"min_switches", static_cast<double>(kMinSwitches),
-           "fewer involuntary switches than this: the threads did not compete, nothing judged"}};
+           "fewer involuntary switches than this: the threads did not compete, nothing judged"},
+          {"impossible_gain", kImpossibleGain,
+           "sharing the core gained more than this over one thread alone: the baseline was "
+           "disturbed, nothing judged"}};
 }
 
 Judgement judge(const Measurements& m) {
@@ -51,6 +54,14 @@ Judgement judge(const Measurements& m) {
             fmt::format("{} threads sharing one core were preempted only {} times, so they did "
                         "not compete for it (pinning failed?); nothing is judged",
                         m.threads, m.involuntary_switches)};
+  }
+  if (-m.loss() > kImpossibleGain) {
+    return {Verdict::kInconclusive,
+            fmt::format("{} threads sharing one core did {:.3g} steps per second on it, {:.0f}% "
+                        "more than one thread alone ({:.3g}): sharing cannot add work, so the "
+                        "measurement of the thread alone was disturbed (a busy machine?); "
+                        "nothing is judged",
+                        m.threads, m.shared_work.median(), -100 * m.loss(), m.alone_work.median())};
   }
   const bool few_ms = m.median_slice_s >= kFewMsLow && m.median_slice_s <= kFewMsHigh;
   const bool massive = m.loss() >= kMassiveLoss;

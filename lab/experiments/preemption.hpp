@@ -25,6 +25,10 @@ inline constexpr double kMassiveLoss = 0.10;
 // Fewer involuntary switches than this in the whole shared run: the threads were not made to
 // compete (pinning failed, or the kernel did not count), so nothing is judged.
 inline constexpr long kMinSwitches = 10;
+// Sharing a core cannot make it do more work per second than one thread alone does (switching
+// only takes away): a "gain" beyond this much means the baseline itself was disturbed (another
+// program, a frequency change, steal time landing on one run), so nothing is judged.
+inline constexpr double kImpossibleGain = 0.25;
 
 struct Measurements {
   int threads = 0;                // threads sharing the one core

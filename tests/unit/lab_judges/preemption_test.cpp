@@ -25,6 +25,13 @@ TEST(PreemptionJudge, IsInconclusiveWhenTheThreadsDidNotCompete) {
   EXPECT_EQ(judge(measured(3e-3, 0.01, 2)).verdict, Verdict::kInconclusive);
 }
 
+TEST(PreemptionJudge, IsInconclusiveWhenSharingSeemsToAddWorkBeyondNoise) {
+  const Judgement j = judge(measured(4e-3, -1.0));  // shared did twice the work of alone
+  EXPECT_EQ(j.verdict, Verdict::kInconclusive);
+  EXPECT_NE(j.because.find("disturbed"), std::string::npos) << j.because;
+  EXPECT_EQ(judge(measured(4e-3, -0.05)).verdict, Verdict::kPartlyTrue);  // within noise
+}
+
 TEST(PreemptionJudge, ConfirmsFewMillisecondSlicesThatCostMuch) {
   EXPECT_EQ(judge(measured(3e-3, 0.2)).verdict, Verdict::kConfirmed);
 }
