@@ -8,6 +8,16 @@ install(TARGETS concur EXPORT concur-targets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# concur::mpi (MpiPoolExecutor) when it was built: same export set, so find_package(concur) gives
+# both targets; the package config then looks for MPI too.
+set(CONCUR_PACKAGE_HAS_MPI OFF)
+if(TARGET concur_mpi)
+  set_target_properties(concur_mpi PROPERTIES EXPORT_NAME mpi)  # concur::mpi, as in this tree
+  install(TARGETS concur_mpi EXPORT concur-targets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  set(CONCUR_PACKAGE_HAS_MPI ON)
+endif()
 install(DIRECTORY include/concur DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT concur-targets NAMESPACE concur:: DESTINATION ${concur_cmake_dir})
 

@@ -13,4 +13,15 @@ foreach(step
     message(FATAL_ERROR "find-package test: `${step}` failed (${rc}):\n${out}\n${err}")
   endif()
 endforeach()
+# concur::mpi, when the package has it: one task on one worker rank, under mpirun.
+find_program(mpirun mpirun)
+if(EXISTS ${consumer}/mpi_consumer AND mpirun)
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+            ${mpirun} -n 2 --oversubscribe ${consumer}/mpi_consumer
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "find-package test: mpi_consumer under mpirun failed (${rc}):\n${out}\n${err}")
+  endif()
+endif()
 message(STATUS "find-package test: a separate project found, built and ran against concur")
