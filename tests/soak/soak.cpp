@@ -1,0 +1,315 @@
+// concur-soak: every part of concur at once for a while, watching for drift (issue 19).
+//
+//   concur-soak [--seconds N] [--json FILE]       (default 20 s; docs/RELIABILITY.md has a long
+//   run)
+//
+// Three loads run side by side until the time is up:
+//   - thread pool: batches of tiny tasks on 4 workers, a random quarter of each batch cancelled;
+//   - process pool: batches on 2 worker processes, where about one task in 40 kills its own
+//     worker (SIGKILL), so the pool breaks and is replaced, as a program would;
+//   - asyncio: an echo server and clients that connect, echo a few messages and disconnect
+//     (churning connections, up to 200 open at once), a random fifth of them cancelled by a
+//     wait_for() that runs out.
+// Every second it samples this process's resident memory, descriptors, threads and children.
+// It fails (exit 1, saying why) when a task is lost (every future must end as a value, an
+// exception or a cancellation), an echo comes back wrong, resident memory keeps growing (its
+// median over the last fifth of the run above the median over the second fifth by more than
+// kDriftLimit), or a descriptor, thread or child outlives the loads.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <concur/asyncio.hpp>
+#include <concur/multiprocessing/main_guard.hpp>
+#include <concur/process_pool.hpp>
+#include <concur/thread_pool.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "stats.hpp"
+
+namespace asyncio = concur::asyncio;
+using Clock = std::chrono::steady_clock;
+
+int plus_one(int x) {
+  return x + 1;
+}
+CONCUR_REGISTER(plus_one);
+
+int die_now(int) {
+  ::kill(getpid(), SIGKILL);
+  return 0;
+}
+CONCUR_REGISTER(die_now);
+
+namespace {
+
+// Resident memory may grow this much from the second fifth of the run to the last fifth (the
+// allocator's arenas and caches settle in the first): more is a leak.
+constexpr double kDriftLimitMiB = 16;
+
+struct Sample {
+  double seconds = 0;
+  double rss_mib = 0;
+  long fds = 0;
+  long threads = 0;
+};
+
+double status_kib(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string k;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) return std::atof(line.c_str() + std::strlen(key));
+  }
+  return NAN;
+}
+
+long count_entries(const char* dir) {
+  long n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+long children() {
+  long n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "children");
+    for (long pid; in >> pid;) ++n;
+  }
+  return n;
+}
+
+struct Counts {
+  std::atomic<long> submitted{0}, values{0}, errors{0}, cancelled{0}, wrong{0};
+  long ended() const { return values + errors + cancelled; }
+};
+
+void thread_pool_load(Clock::time_point end, Counts& c, std::mt19937& rng) {
+  concur::ThreadPoolExecutor pool(4);
+  while (Clock::now() < end) {
+    std::vector<concur::Future<int>> batch;
+    for (int i = 0; i < 256; ++i) {
+      batch.push_back(pool.submit([i] { return i + 1; }));
+      ++c.submitted;
+    }
+    for (auto& f : batch) {
+      if (rng() % 4 == 0) f.cancel();
+    }
+    for (int i = 0; i < static_cast<int>(batch.size()); ++i) {
+      try {
+        if (batch[static_cast<std::size_t>(i)].result() != i + 1) ++c.wrong;
+        ++c.values;
+      } catch (const concur::CancelledError&) {
+        ++c.cancelled;
+      }
+    }
+  }
+}
+
+void process_pool_load(Clock::time_point end, Counts& c, long& pools, std::mt19937& rng) {
+  while (Clock::now() < end) {
+    concur::ProcessPoolExecutor pool(2);
+    ++pools;
+    bool broken = false;
+    while (!broken && Clock::now() < end) {
+      std::vector<concur::Future<int>> batch;
+      for (int i = 0; i < 64 && !broken; ++i) {
+        ++c.submitted;
+        try {
+          batch.push_back(rng() % 40 == 0 ? pool.submit(die_now, i) : pool.submit(plus_one, i));
+        } catch (const concur::BrokenProcessPool&) {  // broke while this batch was submitted
+          ++c.errors;
+          broken = true;
+        }
+      }
+      for (int i = 0; i < static_cast<int>(batch.size()); ++i) {
+        try {
+          if (batch[static_cast<std::size_t>(i)].result(std::chrono::seconds(60)) != i + 1) {
+            ++c.wrong;
+          }
+          ++c.values;
+        } catch (const concur::BrokenProcessPool&) {
+          ++c.errors;
+          broken = true;
+        }
+      }
+    }
+  }
+}
+
+asyncio::Task<void> echo(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
+  try {
+    for (std::string line = co_await reader.readline(); !line.empty();
+         line = co_await reader.readline()) {
+      writer.write(line);
+      co_await writer.drain();
+    }
+  } catch (const concur::ConnectionError&) {
+  }
+  writer.close();
+}
+
+asyncio::Task<void> one_client(std::uint16_t port, int id, Counts& c) {
+  auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
+  for (int k = 0; k < 3; ++k) {
+    const std::string line = std::to_string(id) + ":" + std::to_string(k) + "\n";
+    writer.write(line);
+    co_await writer.drain();
+    if (co_await reader.readline() != line) ++c.wrong;
+  }
+  writer.close();
+  co_await writer.wait_closed();
+}
+
+asyncio::Task<void> asyncio_load(Clock::time_point end, Counts& c, long& connections) {
+  asyncio::Server server = co_await asyncio::start_server(echo, "127.0.0.1", 0);
+  std::mt19937 rng(7);
+  int id = 0;
+  while (Clock::now() < end) {
+    std::vector<asyncio::Task<void>> wave;
+    for (int i = 0; i < 200; ++i) {
+      // A fifth get a deadline too short to finish: cancelled mid-connect or mid-echo.
+      const auto limit = rng() % 5 == 0 ? std::chrono::microseconds(rng() % 500)
+                                        : std::chrono::microseconds(10'000'000);
+      wave.push_back(
+          asyncio::create_task(asyncio::wait_for(one_client(server.port(), id++, c), limit)));
+      ++c.submitted;
+    }
+    for (auto& t : wave) {
+      try {
+        co_await t;
+        ++c.values;
+      } catch (const concur::TimeoutError&) {
+        ++c.cancelled;
+      } catch (const std::exception&) {
+        ++c.errors;
+      }
+    }
+    connections += static_cast<long>(wave.size());
+  }
+  server.close();
+  co_await server.wait_closed();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  concur::multiprocessing::main_guard(argc, argv);
+  double seconds = 20;
+  std::string json;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--seconds") seconds = std::atof(argv[i + 1]);
+    if (std::string(argv[i]) == "--json") json = argv[i + 1];
+  }
+  {  // What lasts by design starts first, so that only leftovers of the loads count: the
+     // forkserver (a child and its channel) and libuv's process-wide descriptors.
+    concur::ProcessPoolExecutor warm(1);
+    (void)warm.submit(plus_one, 1).result();
+    asyncio::run(
+        []() -> asyncio::Task<void> { co_await asyncio::sleep(std::chrono::milliseconds(1)); }(),
+        {.handle_sigint = false});
+  }
+  const long fds_before = count_entries("/proc/self/fd");
+  const long threads_before = count_entries("/proc/self/task");
+  const auto start = Clock::now();
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+
+  Counts threads_c, procs_c, aio_c;
+  long pools = 0;
+  long connections = 0;
+  std::thread t1([&] {
+    std::mt19937 rng(1);
+    thread_pool_load(end, threads_c, rng);
+  });
+  std::thread t2([&] {
+    std::mt19937 rng(2);
+    process_pool_load(end, procs_c, pools, rng);
+  });
+  std::thread t3(
+      [&] { asyncio::run(asyncio_load(end, aio_c, connections), {.handle_sigint = false}); });
+  std::vector<Sample> samples;
+  while (Clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    samples.push_back({std::chrono::duration<double>(Clock::now() - start).count(),
+                       status_kib("VmRSS:") / 1024, count_entries("/proc/self/fd"),
+                       count_entries("/proc/self/task")});
+  }
+  t1.join();
+  t2.join();
+  t3.join();
+
+  std::vector<std::string> failures;
+  auto check_counts = [&](const char* what, const Counts& c) {
+    std::printf("%-13s %9ld submitted, %9ld values, %6ld errors, %6ld cancelled, %ld wrong\n", what,
+                c.submitted.load(), c.values.load(), c.errors.load(), c.cancelled.load(),
+                c.wrong.load());
+    if (c.ended() != c.submitted) failures.push_back(std::string(what) + ": a task was lost");
+    if (c.wrong != 0) failures.push_back(std::string(what) + ": a wrong result");
+  };
+  check_counts("thread pool", threads_c);
+  check_counts("process pool", procs_c);
+  check_counts("asyncio", aio_c);
+  std::printf("process pools made: %ld; connections: %ld\n", pools, connections);
+
+  const std::size_t n = samples.size();
+  double early = NAN;
+  double late = NAN;
+  if (n >= 5) {
+    std::vector<double> a, b;
+    for (std::size_t i = n / 5; i < 2 * n / 5; ++i) a.push_back(samples[i].rss_mib);
+    for (std::size_t i = 4 * n / 5; i < n; ++i) b.push_back(samples[i].rss_mib);
+    early = concur::support::median_of(a);
+    late = concur::support::median_of(b);
+    std::printf("resident memory: %.1f MiB in the second fifth, %.1f MiB in the last (%+.1f)\n",
+                early, late, late - early);
+    if (late - early > kDriftLimitMiB) {
+      failures.push_back("resident memory grew by more than " + std::to_string(kDriftLimitMiB) +
+                         " MiB");
+    }
+  }
+  // Whatever the loads opened must be gone (a moment for the pools' children to be reaped).
+  long fds_after = 0;
+  long threads_after = 0;
+  long children_after = 0;
+  for (int tries = 0; tries < 100; ++tries) {
+    fds_after = count_entries("/proc/self/fd");
+    threads_after = count_entries("/proc/self/task");
+    children_after = children();
+    if (fds_after <= fds_before && threads_after <= threads_before && children_after <= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf(
+      "after: %ld descriptors (before %ld), %ld threads (before %ld), %ld children (the "
+      "forkserver)\n",
+      fds_after, fds_before, threads_after, threads_before, children_after);
+  if (fds_after > fds_before) {
+    std::string open;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      open += " " + e.path().filename().string() + "->" +
+              std::filesystem::read_symlink(e.path(), ec).string();
+    }
+    failures.push_back("descriptors left open:" + open);
+  }
+  if (threads_after > threads_before) failures.push_back("threads left running");
+  if (children_after > 1) failures.push_back("child processes left (beyond the forkserver)");
+
+  if (!json.empty()) {
+    std::ofstream out(json);
+    out << "{\"seconds\": " << seconds << ", \"rss_mib\": [";
+    for (std::size_t i = 0; i < n; ++i) out << (i ? ", " : "") << samples[i].rss_mib;
+    out << "]}\n";
+  }
+  for (const std::string& f : failures) std::printf("FAILED: %s\n", f.c_str());
+  return failures.empty() ? 0 : 1;
+}
