@@ -606,6 +606,9 @@ void ProcessPoolCore::on_result(Worker& w, const mpd::Frame& frame) {
     break_pool("concur::ProcessPoolExecutor: a worker answered a task it was not given");
     return;
   }
+  // A known status and one result per call sent: a short map chunk would lose values silently.
+  // (Throws ProtocolError while the task is still in flight, so break_pool() fails its future.)
+  mpd::check_answer(message, w.in_flight.front()->inputs);
   std::unique_ptr<Pending> task = std::move(w.in_flight.front());
   w.in_flight.pop_front();
   const double per_task = static_cast<double>(message.busy_ns) /
