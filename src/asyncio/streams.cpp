@@ -717,22 +717,37 @@ void StreamWriter::write_eof() {
   if (!s->write_in_flight && !s->write_error && !s->closed) detail::do_shutdown(s);
 }
 
-void StreamWriter::close() {
-  StreamState* s = state("close");
+namespace detail {
+namespace {
+
+// StreamWriter::close() and Server::close_clients(): flush what is queued, then close.
+void close_after_flush(StreamState* s) {
   if (s->closing || s->closed) return;
   s->closing = true;
-  if (!s->write_in_flight) detail::close_handle(s);
+  if (!s->write_in_flight) close_handle(s);
 }
 
-void StreamWriter::abort() {
-  StreamState* s = state("abort");
+// StreamWriter::abort() and Server::abort_clients(): close now, queued data dropped, a TCP peer
+// sees a reset.
+void abort_now(StreamState* s) {
   if (s->closed || uv_is_closing(s->handle())) return;
   s->closing = true;
   s->pending.clear();
   if (s->reading) uv_read_stop(s->stream());
   s->reading = false;
-  if (s->is_tcp && uv_tcp_close_reset(&s->h.tcp, &detail::on_closed) == 0) return;
-  uv_close(s->handle(), &detail::on_closed);
+  if (s->is_tcp && uv_tcp_close_reset(&s->h.tcp, &on_closed) == 0) return;
+  uv_close(s->handle(), &on_closed);
+}
+
+}  // namespace
+}  // namespace detail
+
+void StreamWriter::abort() {
+  detail::abort_now(state("abort"));
+}
+
+void StreamWriter::close() {
+  detail::close_after_flush(state("close"));
 }
 
 bool StreamWriter::is_closing() const {
@@ -1031,10 +1046,12 @@ void Server::close() {
 
 void Server::close_clients() {
   if (!s_) return;
-  for (StreamState* c = s_->connections; c; c = c->next_in_server) {
-    c->closing = true;
-    detail::close_handle(c);
-  }
+  for (StreamState* c = s_->connections; c; c = c->next_in_server) detail::close_after_flush(c);
+}
+
+void Server::abort_clients() {
+  if (!s_) return;
+  for (StreamState* c = s_->connections; c; c = c->next_in_server) detail::abort_now(c);
 }
 
 bool Server::is_serving() const {

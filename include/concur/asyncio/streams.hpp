@@ -222,8 +222,13 @@ class Server {
 
   // Stops listening (idempotent). Connections in progress are not closed (Python 3.12).
   void close();
-  // Closes the connections of the clients too (Python 3.13's close_clients()).
+  // Python 3.13's close_clients(): closes every connection this server accepted that is still
+  // open, each as StreamWriter::close() (what is queued is sent first). Neither stops listening
+  // (close() does) nor waits: wait_closed() returns once they are gone (and the server closed).
   void close_clients();
+  // Python 3.13's abort_clients(): the same, but as StreamWriter::abort(): at once, queued data
+  // dropped, a TCP peer sees a reset.
+  void abort_clients();
   bool is_serving() const;
   // Waits until the server is closed and every connection it accepted is closed.
   Task<void> wait_closed();
