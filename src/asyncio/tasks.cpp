@@ -65,6 +65,18 @@ void TaskGroup::abort() {
   }
 }
 
+void TaskGroup::cancel() {
+  if (exiting_ && live_ == 0) return;
+  if (aborting_) return;
+  abort();
+  // The same request a failing child makes: exit() withdraws it, so the group ends without
+  // CancelledError unless someone else also cancelled the parent.
+  if (!parent_cancel_requested_ && !parent_.done()) {
+    parent_cancel_requested_ = true;
+    parent_.cancel();
+  }
+}
+
 detail::Suspension* TaskGroup::on_child_done(detail::DoneNode* n, detail::TaskBase* task) {
   auto* c = static_cast<Child*>(n);
   TaskGroup* g = c->group;

@@ -671,6 +671,16 @@ class TaskGroup {
   }
   std::size_t size() const { return live_; }
 
+  // Python 3.15's TaskGroup.cancel(): cancels every child not yet done and the body wherever it
+  // waits, and the group then ends WITHOUT CancelledError: task_group() returns normally (or
+  // throws the ExceptionGroup of children that failed). A cancel of the parent task from outside
+  // still propagates. Later create_task() calls are refused (RuntimeError). Idempotent, and a
+  // no-op once the group is exiting with no child left. From the loop's thread only (a child,
+  // the body, or any task holding the reference), and only while task_group() has not returned:
+  // the group lives in its frame (Python's "cancel before entering" has no equivalent: the
+  // group does not exist before).
+  void cancel();
+
   // Internal (used by task_group()).
   TaskGroup(detail::LoopCore& core, detail::TaskBase& parent) : core_(core), parent_(parent) {}
   Task<void> exit(std::exception_ptr body_error);
