@@ -9,6 +9,7 @@
 //   BrokenExecutor          concurrent.futures.BrokenExecutor            the pool can run no more
 //   BrokenThreadPool        concurrent.futures.thread.BrokenThreadPool   a worker initializer failed
 //   BrokenProcessPool       concurrent.futures.process.BrokenProcessPool a worker process died
+//   WorkerDied              (none: Python's pool always breaks)          one worker died, pool lives on
 //   BrokenMpiPool           mpi4py.futures' BrokenExecutor               an MPI worker rank was lost
 //   BrokenPromise           (C++'s std::future_errc::broken_promise)     a Promise died unfulfilled
 //   RemoteError             (the remote exception, pickled)              a task in a process threw
@@ -34,6 +35,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -74,6 +76,32 @@ class BrokenThreadPool : public BrokenExecutor {
 class BrokenProcessPool : public BrokenExecutor {
  public:
   using BrokenExecutor::BrokenExecutor;
+};
+
+// A process pool's worker died while it held the future's task, and the pool, made with
+// on_worker_death = replace (concur/process_pool.hpp), went on without it. What ended it:
+// a signal (signal() > 0), or an exit code (exit_code(), when signal() is 0); oom_killed() says
+// whether the out-of-memory killer of the pool's cgroup acted meanwhile (nullopt: not known).
+// A BrokenProcessPool, so code written for Python's behaviour still catches it.
+class WorkerDied : public BrokenProcessPool {
+ public:
+  WorkerDied(const std::string& what, int pid, int signal, int exit_code,
+             std::optional<bool> oom_killed)
+      : BrokenProcessPool(what),
+        pid_(pid),
+        signal_(signal),
+        exit_code_(exit_code),
+        oom_killed_(oom_killed) {}
+  int pid() const noexcept { return pid_; }
+  int signal() const noexcept { return signal_; }
+  int exit_code() const noexcept { return exit_code_; }
+  std::optional<bool> oom_killed() const noexcept { return oom_killed_; }
+
+ private:
+  int pid_;
+  int signal_;
+  int exit_code_;
+  std::optional<bool> oom_killed_;
 };
 
 // concur::MpiPoolExecutor (concur/mpi_pool.hpp) lost a worker rank (its heartbeat stopped, or

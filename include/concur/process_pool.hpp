@@ -15,7 +15,8 @@
 // initializer runs first in each worker; max_tasks_per_child replaces a worker after that many
 // tasks; shutdown(wait, cancel_futures). If a worker dies (killed, crashed, exit() in a task)
 // every pending future fails at once with concur::BrokenProcessPool, the other workers are
-// stopped, and later submits throw BrokenProcessPool: nothing hangs.
+// stopped, and later submits throw BrokenProcessPool: nothing hangs. Beyond Python, a pool made
+// with on_worker_death = replace survives: only the dying worker's futures fail (WorkerDied).
 //
 // Faster than Python's: tasks and results are batched per worker (one write carries many), the
 // number in flight per worker adapts to how long tasks take (many tiny ones, few long ones, so
@@ -68,6 +69,8 @@ namespace detail {
 class ProcessPoolCore;
 }
 
+enum class WorkerDeath { break_pool, replace };
+
 struct ProcessPoolOptions {
   std::optional<std::size_t> max_workers = std::nullopt;  // default: the number of cores
   std::optional<multiprocessing::StartMethod> start_method = std::nullopt;
@@ -78,6 +81,21 @@ struct ProcessPoolOptions {
   // With the fork start method all workers are forked at construction, and only if no other
   // thread runs then (see concur/multiprocessing/process.hpp), unless this is set.
   bool allow_fork_with_threads = false;
+  // What a worker's death does (killed, crashed, exit() in a task):
+  //   break_pool (Python's behaviour): every pending future fails with BrokenProcessPool and the
+  //     pool runs no more tasks.
+  //   replace: only the futures of the tasks that worker held fail, with concur::WorkerDied
+  //     (a BrokenProcessPool) naming the signal or exit code and whether the cgroup's
+  //     out-of-memory killer acted; the other workers and the queued tasks go on, and a new
+  //     worker starts when there is work for it. "Held" is every task sent to that worker and not
+  //     answered: a worker takes tasks in batches, so besides the one it was running some may
+  //     have finished with their answers unsent, and some not started; none is run again (a task
+  //     never runs twice), so all of them fail. A task that always kills its worker fails each
+  //     time, so repeated deaths cannot make the pool start workers without end. An initializer
+  //     that fails, or a program without main_guard, still breaks the pool (every worker would
+  //     die the same way). Not with the fork start method (a replacement would be forked from a
+  //     process with threads): the constructor refuses that (std::invalid_argument).
+  WorkerDeath on_worker_death = WorkerDeath::break_pool;
 };
 
 struct ProcessMapOptions {

@@ -1,13 +1,12 @@
-// ProcessPoolExecutor: one manager thread in the parent (epoll over the workers' sockets and exit
-// watches) and, in each worker process, a loop that runs the tasks it is sent.
+// ProcessPoolExecutor, the parent's side: one manager thread (epoll over the workers' sockets and
+// exit watches) that batches tasks to the workers and completes futures from their answers. The
+// worker's side is pool_worker.cpp; the control messages between them pool_protocol.hpp.
 //
 // Batching: the manager appends task frames for a worker to one buffer and writes it when it
 // drains events; a worker runs every task that has arrived before it writes their results back in
 // one write. How many tasks a worker may have in flight adapts to how long tasks take (the workers
 // report their busy time), so tiny tasks stream and long ones still spread over the workers.
 #include <fcntl.h>
-#include <malloc.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -19,14 +18,17 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
 #include "concur/errors.hpp"
 #include "concur/process_pool.hpp"
 #include "multiprocessing/launcher.hpp"
+#include "multiprocessing/pool_protocol.hpp"
 #include "multiprocessing/task_message.hpp"
 
 namespace concur {
@@ -36,12 +38,11 @@ namespace mpd = multiprocessing::detail;
 
 namespace {
 
+using multiprocessing::detail::kExit;
+using multiprocessing::detail::kInitFailed;
+using multiprocessing::detail::kReady;
 using multiprocessing::detail::ResultMessage;
 using multiprocessing::detail::TaskMessage;
-
-constexpr std::string_view kReady = "ready";
-constexpr std::string_view kExit = "exit";
-constexpr std::string_view kInitFailed = "init-failed";
 
 // Enough tasks in flight per worker to cover this much work, so that its socket never runs dry.
 // Until the first results say how long tasks take, one each: a second long task queued behind a
@@ -49,8 +50,6 @@ constexpr std::string_view kInitFailed = "init-failed";
 constexpr double kInFlightNs = 200'000;
 constexpr std::size_t kMinInFlight = 1;
 constexpr std::size_t kMaxInFlight = 256;
-// Freed memory a worker keeps for the next message instead of returning it to the kernel.
-constexpr std::size_t kKeptHeapBytes = 32u << 20;
 
 // Python's rule: with max_tasks_per_child and no context given, the pool uses spawn (replacement
 // workers cannot be forked safely from a process with threads); otherwise the program's default.
@@ -66,193 +65,35 @@ std::size_t default_workers() {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// The worker process
-
-namespace multiprocessing::detail {
-namespace {
-
-void send_control(int channel, std::string_view what) {
-  std::string frame;
-  append_frame(frame, kControl, 0, what);
-  send_all(channel, frame, {}, std::nullopt);
-}
-
-// The worker's outgoing results. Tiny tasks are batched: a result is appended here and the whole
-// buffer goes out in one write when the input runs dry. Alone, that would hold a result finished
-// just before a long task until the long task ends too (and a map's timeout would see it late),
-// so a flusher thread polls while tasks run: if the same task is still running at two polls
-// kFlushPoll apart and results are waiting, it sends them. Tiny tasks never look "the same" to
-// it, so they stay batched. The thread is started only when a task starts with results waiting,
-// so a worker that is sent one task at a time never has a second thread.
-class ResultOutbox {
- public:
-  explicit ResultOutbox(int channel) : channel_(channel) {}
-  ResultOutbox(const ResultOutbox&) = delete;
-  ResultOutbox& operator=(const ResultOutbox&) = delete;
-  ~ResultOutbox() {
-    if (flusher_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        stop_ = true;
-      }
-      cv_.notify_one();
-      flusher_.join();
-    }
-  }
-
-  void task_started() {
-    bool wake = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++seq_;
-      running_ = true;
-      if (out_.empty()) return;
-      if (!flusher_.joinable()) {
-        flusher_ = std::thread([this] { run_flusher(); });
-        return;
-      }
-      wake = flusher_idle_;
-    }
-    if (wake) cv_.notify_one();
-  }
-
-  void task_finished(const ResultMessage& result) {
-    std::lock_guard<std::mutex> lock(mu_);
-    running_ = false;
-    const std::size_t at = begin_frame(out_, kResult, 0);
-    serialize_into(out_, result);
-    end_frame(out_, at);
-  }
-
-  void flush() {
-    std::lock_guard<std::mutex> lock(mu_);
-    flush_locked();
-  }
-
-  bool empty() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return out_.empty();
-  }
-
- private:
-  static constexpr auto kFlushPoll = std::chrono::milliseconds(1);
-
-  void flush_locked() {
-    if (out_.empty()) return;
-    send_all(channel_, out_, {}, std::nullopt);
-    out_.clear();
-  }
-
-  void run_flusher() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (!running_ || out_.empty()) {
-        flusher_idle_ = true;
-        cv_.wait(lock);
-        flusher_idle_ = false;
-        continue;
-      }
-      const std::uint64_t seen = seq_;
-      cv_.wait_for(lock, kFlushPoll);
-      if (running_ && seq_ == seen) flush_locked();
-    }
-  }
-
-  const int channel_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::string out_;
-  std::uint64_t seq_ = 0;
-  bool running_ = false;
-  bool flusher_idle_ = false;
-  bool stop_ = false;
-  std::thread flusher_;
-};
-
-}  // namespace
-
-namespace {
-
-// A worker's results go to the program that started it and nowhere else: when that program dies
-// (killed, say), the worker ends at once instead of finishing a task nobody will collect (an idle
-// worker would also see its channel close; a busy one would not until its task ended). Python's
-// workers run their task to the end. The watch is a thread blocked on a pidfd of the parent.
-void exit_when_the_parent_dies() {
-  const int parent = lineage().parent_fd;
-  if (parent < 0) return;  // no pidfd (an old kernel): the channel's end of file still tells
-  std::thread([parent] {
-    pollfd p{parent, POLLIN, 0};
-    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
-    }
-    std::_Exit(1);
-  }).detach();
-}
-
-}  // namespace
-
-int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstrap) {
-  exit_when_the_parent_dies();
-  if (!bootstrap.call.function.empty()) {
-    const Registration* reg = find_registration(bootstrap.call.function);
-    std::string failure;
-    if (!reg) {
-      failure = "concur::multiprocessing::NotRegistered\nthe initializer '" +
-                bootstrap.call.function + "' is not registered in the worker";
-    } else {
-      try {
-        reg->invoke(std::string(bootstrap.call.args));
-      } catch (const std::exception& e) {
-        failure = type_name(typeid(e)) + "\n" + e.what();
-      } catch (...) {
-        failure = "unknown\nan exception not derived from std::exception";
-      }
-    }
-    if (!failure.empty()) {
-      send_control(channel, std::string(kInitFailed) + "\n" + failure);
-      return 1;
-    }
-  }
-  // A worker receives and frees argument buffers over and over: glibc would give a large one back
-  // to the kernel (munmap, or trimming the heap) on every free and fault it in again, zeroed, for
-  // the next message. Keep up to kKeptHeapBytes of freed memory for reuse instead.
-  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kKeptHeapBytes));
-  mallopt(M_TRIM_THRESHOLD, static_cast<int>(2 * kKeptHeapBytes));
-  send_control(channel, kReady);
-  ResultOutbox outbox(channel);
-  const pid_t pid = getpid();  // not cached by glibc: a system call per task otherwise
-  std::uint64_t done = 0;
-  for (;;) {
-    while (auto frame = decoder.next()) {
-      if (frame->kind == kControl && frame->payload == kExit) {
-        outbox.flush();
-        return 0;
-      }
-      if (frame->kind != kTask) continue;
-      FdInbox inbox(std::move(frame->fds));
-      outbox.task_started();
-      outbox.task_finished(run_task(deserialize<TaskMessage>(frame->payload), pid));
-      ++done;
-      if (bootstrap.max_tasks != 0 && done >= bootstrap.max_tasks) {
-        outbox.flush();
-        return 0;
-      }
-    }
-    // Everything that had arrived is done: send the results before waiting for more.
-    if (!outbox.empty() && !wait_readable(channel, Clock::now())) outbox.flush();
-    if (!wait_readable(channel, std::nullopt)) continue;
-    if (!decoder.read_available(channel)) {
-      outbox.flush();
-      return 0;  // the pool is gone
-    }
-  }
-}
-
-}  // namespace multiprocessing::detail
-
-// ---------------------------------------------------------------------------------------------
 // The parent side
 
 namespace detail {
+
+namespace {
+
+// The oom_kill counter of this process's memory cgroup, which its workers share: cgroup v2's
+// memory.events, or v1's memory.oom_control (both count the processes the out-of-memory killer
+// ended there); nullopt where neither can be read.
+std::optional<long> cgroup_oom_kills() {
+  std::ifstream cgroup("/proc/self/cgroup");
+  std::string file;
+  for (std::string line; std::getline(cgroup, line);) {
+    if (line.rfind("0::", 0) == 0 && file.empty()) {
+      file = "/sys/fs/cgroup" + line.substr(3) + "/memory.events";
+    } else if (const auto at = line.find(":memory:"); at != std::string::npos) {
+      file = "/sys/fs/cgroup/memory" + line.substr(at + 8) + "/memory.oom_control";
+    }
+  }
+  std::ifstream counters(file);
+  std::string key;
+  long value = 0;
+  while (counters >> key >> value) {
+    if (key == "oom_kill") return value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 class ProcessPoolCore {
  public:
@@ -292,6 +133,7 @@ class ProcessPoolCore {
     bool exit_sent = false;
     bool exited = false;
     std::string init_failure;
+    std::optional<long> oom_kills_at_start;  // the cgroup's oom_kill count when it started
   };
 
   void run();
@@ -308,11 +150,13 @@ class ProcessPoolCore {
   void stop_workers();
   std::size_t in_flight_limit() const;
   void fail_all(std::deque<std::unique_ptr<Pending>>& tasks, const std::exception_ptr& error);
+  std::exception_ptr worker_died(const Worker& w, int code) const;
 
   const std::size_t max_workers_;
   const mp::StartMethod method_;
   const std::optional<mp::Call> initializer_;
   const std::uint64_t max_tasks_per_child_;
+  const bool replace_dead_workers_;
   std::atomic<std::size_t> started_{0};
 
   mutable std::mutex mu_;
@@ -342,7 +186,8 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
     : max_workers_(options.max_workers.value_or(default_workers())),
       method_(pool_start_method(options)),
       initializer_(std::move(options.initializer)),
-      max_tasks_per_child_(options.max_tasks_per_child) {
+      max_tasks_per_child_(options.max_tasks_per_child),
+      replace_dead_workers_(options.on_worker_death == WorkerDeath::replace) {
   if (options.max_workers && *options.max_workers == 0) {
     throw std::invalid_argument(
         "concur::ProcessPoolExecutor: max_workers must be greater than 0; leave it unset for one "
@@ -355,6 +200,12 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
         "method (replacement workers would be forked from a process with threads); leave "
         "start_method unset (the pool then uses spawn, as Python does) or pass spawn or "
         "forkserver");
+  }
+  if (method_ == mp::StartMethod::fork && replace_dead_workers_) {
+    throw std::invalid_argument(
+        "concur::ProcessPoolExecutor: on_worker_death = replace is incompatible with the fork "
+        "start method (a replacement would be forked from a process with threads); use "
+        "forkserver (the default) or spawn");
   }
   event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -511,6 +362,7 @@ void ProcessPoolCore::start_worker() {
                   "free some memory or descriptors");
   }
   ++started_;
+  if (replace_dead_workers_) w->oom_kills_at_start = cgroup_oom_kills();
   {
     std::lock_guard<std::mutex> lock(mu_);
     pids_.push_back(w->launched.watch.pid());
@@ -657,7 +509,13 @@ void ProcessPoolCore::on_exit(Worker& w) {
   const int code = w.launched.watch.exitcode().value_or(255);
   const bool expected = w.exit_sent || (max_tasks_per_child_ != 0 && code == 0 &&
                                         w.sent >= max_tasks_per_child_ && w.in_flight.empty());
-  if (!expected && !broken_) {
+  const bool replaceable = replace_dead_workers_ && w.init_failure.empty() &&
+                           code != mp::kMainGuardMissingExitCode && !forced_;
+  if (!expected && !broken_ && replaceable) {
+    // on_worker_death = replace: only what this worker held fails; the pool goes on, and
+    // dispatch() starts a new worker when there is work for it.
+    fail_all(w.in_flight, worker_died(w, code));
+  } else if (!expected && !broken_) {
     std::string why;
     if (!w.init_failure.empty()) {
       const auto nl = w.init_failure.find('\n');
@@ -701,6 +559,43 @@ void ProcessPoolCore::on_exit(Worker& w) {
     std::erase(pids_, pid);
   }
   std::erase_if(workers_, [&](const auto& p) { return p.get() == &w; });
+}
+
+// The error of the futures a dead worker held (on_worker_death = replace): how it ended, and
+// whether the out-of-memory killer of the cgroup acted since it started (only a SIGKILL can be
+// that; another process of the cgroup may have been its victim, which the message says).
+std::exception_ptr ProcessPoolCore::worker_died(const Worker& w, int code) const {
+  const int pid = w.launched.watch.pid();
+  const int sig = code < 0 ? -code : 0;
+  std::optional<bool> oom;
+  std::string how;
+  if (sig != 0) {
+    const char* abbrev = sigabbrev_np(sig);
+    how = "killed by signal " + std::to_string(sig) +
+          (abbrev ? std::string(" (SIG") + abbrev + ")" : "");
+    if (sig == SIGKILL) {
+      const std::optional<long> now = cgroup_oom_kills();
+      if (now && w.oom_kills_at_start) {
+        oom = *now > *w.oom_kills_at_start;
+        how += *oom
+                   ? "; the out-of-memory killer of this cgroup acted meanwhile (oom_kill " +
+                         std::to_string(*w.oom_kills_at_start) + " -> " + std::to_string(*now) +
+                         "), most likely on this worker"
+                   : "; not by the out-of-memory killer (the cgroup's oom_kill count is unchanged)";
+      } else {
+        how +=
+            "; whether by the out-of-memory killer is not known (the cgroup's oom_kill count is "
+            "unreadable)";
+      }
+    }
+  } else {
+    how = "exit code " + std::to_string(code);
+  }
+  const std::string what =
+      "concur::ProcessPoolExecutor: the worker process running or holding this task died (pid " +
+      std::to_string(pid) + ", " + how +
+      "); the pool replaced it and goes on (on_worker_death = replace)";
+  return std::make_exception_ptr(WorkerDied(what, pid, sig, sig != 0 ? 0 : code, oom));
 }
 
 void ProcessPoolCore::fail_all(std::deque<std::unique_ptr<Pending>>& tasks,

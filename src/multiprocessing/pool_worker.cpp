@@ -1,0 +1,213 @@
+// ProcessPoolExecutor, the worker's side: the loop a pool worker process runs (decode a task,
+// run it, answer), and the outbox that batches its answers, with a second thread that sends the
+// answers already waiting while a long task runs. The parent's side is process_pool.cpp.
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "concur/errors.hpp"
+#include "multiprocessing/launcher.hpp"
+#include "multiprocessing/pool_protocol.hpp"
+#include "multiprocessing/task_message.hpp"
+
+namespace concur {
+
+namespace {
+// Freed memory a worker keeps for the next message instead of returning it to the kernel.
+constexpr std::size_t kKeptHeapBytes = 32u << 20;
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The worker process
+
+namespace multiprocessing::detail {
+namespace {
+
+void send_control(int channel, std::string_view what) {
+  std::string frame;
+  append_frame(frame, kControl, 0, what);
+  send_all(channel, frame, {}, std::nullopt);
+}
+
+// The worker's outgoing results. Tiny tasks are batched: a result is appended here and the whole
+// buffer goes out in one write when the input runs dry. Alone, that would hold a result finished
+// just before a long task until the long task ends too (and a map's timeout would see it late),
+// so a flusher thread polls while tasks run: if the same task is still running at two polls
+// kFlushPoll apart and results are waiting, it sends them. Tiny tasks never look "the same" to
+// it, so they stay batched. The thread is started only when a task starts with results waiting,
+// so a worker that is sent one task at a time never has a second thread.
+class ResultOutbox {
+ public:
+  explicit ResultOutbox(int channel) : channel_(channel) {}
+  ResultOutbox(const ResultOutbox&) = delete;
+  ResultOutbox& operator=(const ResultOutbox&) = delete;
+  ~ResultOutbox() {
+    if (flusher_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_one();
+      flusher_.join();
+    }
+  }
+
+  void task_started() {
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++seq_;
+      running_ = true;
+      if (out_.empty()) return;
+      if (!flusher_.joinable()) {
+        flusher_ = std::thread([this] { run_flusher(); });
+        return;
+      }
+      wake = flusher_idle_;
+    }
+    if (wake) cv_.notify_one();
+  }
+
+  void task_finished(const ResultMessage& result) {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    const std::size_t at = begin_frame(out_, kResult, 0);
+    serialize_into(out_, result);
+    end_frame(out_, at);
+  }
+
+  void flush() {
+    std::lock_guard<std::mutex> lock(mu_);
+    flush_locked();
+  }
+
+  bool empty() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return out_.empty();
+  }
+
+ private:
+  static constexpr auto kFlushPoll = std::chrono::milliseconds(1);
+
+  void flush_locked() {
+    if (out_.empty()) return;
+    send_all(channel_, out_, {}, std::nullopt);
+    out_.clear();
+  }
+
+  void run_flusher() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (!running_ || out_.empty()) {
+        flusher_idle_ = true;
+        cv_.wait(lock);
+        flusher_idle_ = false;
+        continue;
+      }
+      const std::uint64_t seen = seq_;
+      cv_.wait_for(lock, kFlushPoll);
+      if (running_ && seq_ == seen) flush_locked();
+    }
+  }
+
+  const int channel_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string out_;
+  std::uint64_t seq_ = 0;
+  bool running_ = false;
+  bool flusher_idle_ = false;
+  bool stop_ = false;
+  std::thread flusher_;
+};
+
+}  // namespace
+
+namespace {
+
+// A worker's results go to the program that started it and nowhere else: when that program dies
+// (killed, say), the worker ends at once instead of finishing a task nobody will collect (an idle
+// worker would also see its channel close; a busy one would not until its task ended). Python's
+// workers run their task to the end. The watch is a thread blocked on a pidfd of the parent.
+void exit_when_the_parent_dies() {
+  const int parent = lineage().parent_fd;
+  if (parent < 0) return;  // no pidfd (an old kernel): the channel's end of file still tells
+  std::thread([parent] {
+    pollfd p{parent, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    std::_Exit(1);
+  }).detach();
+}
+
+}  // namespace
+
+int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstrap) {
+  exit_when_the_parent_dies();
+  if (!bootstrap.call.function.empty()) {
+    const Registration* reg = find_registration(bootstrap.call.function);
+    std::string failure;
+    if (!reg) {
+      failure = "concur::multiprocessing::NotRegistered\nthe initializer '" +
+                bootstrap.call.function + "' is not registered in the worker";
+    } else {
+      try {
+        reg->invoke(std::string(bootstrap.call.args));
+      } catch (const std::exception& e) {
+        failure = type_name(typeid(e)) + "\n" + e.what();
+      } catch (...) {
+        failure = "unknown\nan exception not derived from std::exception";
+      }
+    }
+    if (!failure.empty()) {
+      send_control(channel, std::string(kInitFailed) + "\n" + failure);
+      return 1;
+    }
+  }
+  // A worker receives and frees argument buffers over and over: glibc would give a large one back
+  // to the kernel (munmap, or trimming the heap) on every free and fault it in again, zeroed, for
+  // the next message. Keep up to kKeptHeapBytes of freed memory for reuse instead.
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kKeptHeapBytes));
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(2 * kKeptHeapBytes));
+  send_control(channel, kReady);
+  ResultOutbox outbox(channel);
+  const pid_t pid = getpid();  // not cached by glibc: a system call per task otherwise
+  std::uint64_t done = 0;
+  for (;;) {
+    while (auto frame = decoder.next()) {
+      if (frame->kind == kControl && frame->payload == kExit) {
+        outbox.flush();
+        return 0;
+      }
+      if (frame->kind != kTask) continue;
+      FdInbox inbox(std::move(frame->fds));
+      outbox.task_started();
+      outbox.task_finished(run_task(deserialize<TaskMessage>(frame->payload), pid));
+      ++done;
+      if (bootstrap.max_tasks != 0 && done >= bootstrap.max_tasks) {
+        outbox.flush();
+        return 0;
+      }
+    }
+    // Everything that had arrived is done: send the results before waiting for more.
+    if (!outbox.empty() && !wait_readable(channel, Clock::now())) outbox.flush();
+    if (!wait_readable(channel, std::nullopt)) continue;
+    if (!decoder.read_available(channel)) {
+      outbox.flush();
+      return 0;  // the pool is gone
+    }
+  }
+}
+
+}  // namespace multiprocessing::detail
+
+}  // namespace concur
