@@ -3,6 +3,7 @@
 
 #include "concur/asyncio/barrier.hpp"
 #include "concur/asyncio/datagram.hpp"
+#include "concur/asyncio/gather_limited.hpp"
 #include "concur/asyncio/loop.hpp"
 #include "concur/asyncio/queues.hpp"
 #include "concur/asyncio/streams.hpp"
