@@ -173,6 +173,10 @@ struct ServerState : LoopResource {
   WaitList closed_waiters;  // wait_closed()
   WaitList serve_waiters;   // serve_forever()
   std::vector<SocketAddress> addresses;
+  // Failed accepts are reported at most once a second (with how many were not), as Python's
+  // server logs and pauses for a second: at the descriptor limit every new client fails one.
+  std::int64_t last_accept_report_ns = 0;
+  std::uint64_t unreported_accept_failures = 0;
 };
 
 namespace {
@@ -938,8 +942,29 @@ void close_server(detail::ServerState* srv) {
 void on_connection(uv_stream_t* listener, int status) {
   auto* srv = static_cast<detail::ServerState*>(listener->data);
   if (status < 0) {
-    srv->core->report("asyncio::Server: accepting a connection failed",
-                      detail::uv_error(status, "accept"));
+    // At the descriptor limit (EMFILE/ENFILE) libuv accepts and closes the waiting clients with
+    // a descriptor it keeps in reserve, without calling here, so the loop does not spin on a
+    // listener that stays readable; the connections already open go on, and accepting resumes
+    // once descriptors are free (tests/integration/asyncio_emfile_test.cpp). What does reach
+    // here (the trick failing, other accept errors) is reported at most once a second.
+    const std::int64_t now = detail::monotonic_ns();
+    if (now - srv->last_accept_report_ns < 1'000'000'000) {
+      ++srv->unreported_accept_failures;
+      return;
+    }
+    std::string what = "asyncio::Server: accepting a connection failed";
+    if (srv->unreported_accept_failures > 0) {
+      what += " (and " + std::to_string(srv->unreported_accept_failures) +
+              " more in the last second, not reported one by one)";
+    }
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+      what +=
+          "; the process is out of file descriptors: the clients beyond the limit are "
+          "closed at once; raise the limit (ulimit -n) or serve fewer connections";
+    }
+    srv->last_accept_report_ns = now;
+    srv->unreported_accept_failures = 0;
+    srv->core->report(what, detail::uv_error(status, "accept"));
     return;
   }
   StreamState* s = detail::new_stream(*srv->core, srv->options.limit);
