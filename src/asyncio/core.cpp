@@ -300,7 +300,7 @@ void TaskBase::set_name(std::string name) {
   extras_->name = std::move(name);
 }
 
-void TaskBase::spawn(LoopCore& core, concur::base::source_location where) {
+void TaskBase::spawn(LoopCore& core, concur::base::source_location where, bool eager) {
   if (phase_ != kLazy) {
     throw RuntimeError(
         "asyncio::create_task(): this coroutine has already been started or awaited; a coroutine "
@@ -317,6 +317,12 @@ void TaskBase::spawn(LoopCore& core, concur::base::source_location where) {
   if (core.tasks_head) core.tasks_head->all_prev = this;
   core.tasks_head = this;
   ++core.live_tasks;
+  if (eager) {
+    // Its first step, now: step_start sets it as the current task and restores the caller's.
+    // The handle the caller holds keeps it alive if it finishes within this step.
+    step_start(this);
+    return;
+  }
   core.push_ready(&step_start, this);
 }
 

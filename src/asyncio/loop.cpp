@@ -367,6 +367,10 @@ void EventLoop::spawn_here(detail::TaskBase& task, concur::base::source_location
   task.spawn(impl_->core, where);
 }
 
+void EventLoop::set_eager_tasks(bool on) {
+  impl_->core.eager_tasks = on;
+}
+
 CallbackHandle EventLoop::call_soon(std::function<void()> fn, concur::base::source_location where) {
   require_open(*impl_, "EventLoop::call_soon()");
   auto s = std::make_shared<CallbackHandle::State>();

@@ -151,6 +151,11 @@ class EventLoop {
     return task;
   }
 
+  // Python's loop.set_task_factory(asyncio.eager_task_factory): on, asyncio::create_task() in
+  // this running loop makes eager tasks (see CreateTaskOptions::eager_start in task.hpp) unless
+  // it says otherwise; off (the default) restores scheduled tasks. The loop's own create_task()
+  // and the main task of run_until_complete() are always scheduled (no loop runs yet there).
+  void set_eager_tasks(bool on);
   bool get_debug() const;
   void set_debug(bool on);
   void set_slow_callback_duration(std::chrono::nanoseconds d);

@@ -130,7 +130,9 @@ class TaskBase {
   void set_gathering() noexcept { gathering_ = true; }
 
   // create_task(): schedules a lazy task on `core`.
-  void spawn(LoopCore& core, concur::base::source_location where);
+  // Makes it a task of `core`. eager: its first step runs now, inside this call, until its first
+  // suspension (Python 3.12's eager tasks); otherwise it is scheduled for the next turn.
+  void spawn(LoopCore& core, concur::base::source_location where, bool eager = false);
 
   // The coroutine's last step (final_suspend). Returns the coroutine to run next.
   std::coroutine_handle<> on_final() noexcept;
@@ -420,14 +422,38 @@ inline Task<void> Promise<void>::get_return_object() noexcept {
 detail::TaskBase* current_task() noexcept;
 
 // Schedules a lazy task to run concurrently on the running loop and returns it (the same handle).
+// It starts at the loop's next turn, or at once when the loop makes eager tasks (see below).
 // Throws RuntimeError when no loop runs on this thread or the task was already started.
 template <class T>
 Task<T> create_task(
     Task<T> task, std::string name = {},
     concur::base::source_location where = concur::base::source_location::current()) {
   detail::TaskBase& b = task.base();
-  b.spawn(detail::require_core("asyncio::create_task"), where);
+  detail::LoopCore& core = detail::require_core("asyncio::create_task");
   if (!name.empty()) b.set_name(std::move(name));
+  b.spawn(core, where, core.eager_tasks);
+  return task;
+}
+
+// Python 3.14's create_task(coro, name=..., eager_start=...).
+struct CreateTaskOptions {
+  std::string name = {};
+  // true: an eager task (Python 3.12): the coroutine runs now, inside create_task(), until its
+  // first real suspension, with current_task() the new task; one that finishes without
+  // suspending is done when create_task() returns and is never scheduled. false: scheduled for
+  // the next turn. nullopt: as the loop makes tasks (EventLoop::set_eager_tasks, Python's
+  // eager_task_factory; scheduled by default).
+  std::optional<bool> eager_start = std::nullopt;
+};
+
+template <class T>
+Task<T> create_task(
+    Task<T> task, CreateTaskOptions options,
+    concur::base::source_location where = concur::base::source_location::current()) {
+  detail::TaskBase& b = task.base();
+  detail::LoopCore& core = detail::require_core("asyncio::create_task");
+  if (!options.name.empty()) b.set_name(std::move(options.name));
+  b.spawn(core, where, options.eager_start.value_or(core.eager_tasks));
   return task;
 }
 

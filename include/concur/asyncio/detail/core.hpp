@@ -217,6 +217,7 @@ class LoopCore {
   // The spawned tasks that have not finished (asyncio.all_tasks()), linked through the tasks.
   TaskBase* tasks_head = nullptr;
   std::size_t live_tasks = 0;
+  bool eager_tasks = false;  // EventLoop::set_eager_tasks (Python's eager_task_factory)
   std::uint32_t next_task_id = 0;
   // Reports an error nobody could catch (a callback threw, a task's exception was never
   // retrieved) through the loop's exception handler; to stderr when the loop has none.
