@@ -4,7 +4,8 @@
 //   run)
 //
 // Three loads run side by side until the time is up:
-//   - thread pool: batches of tiny tasks on 4 workers, a random quarter of each batch cancelled;
+//   - thread pool: 4 producer threads submit batches of tiny tasks to one pool of 4 workers, a
+//     random quarter of each batch cancelled;
 //   - process pool: batches on 2 worker processes, where about one task in 40 kills its own
 //     worker (SIGKILL), so the pool breaks and is replaced, as a program would;
 //   - asyncio: an echo server and clients that connect, echo a few messages and disconnect
@@ -59,6 +60,7 @@ namespace {
 // Resident memory may grow this much from the second fifth of the run to the last fifth (the
 // allocator's arenas and caches settle in the first): more is a leak.
 constexpr double kDriftLimitMiB = 16;
+constexpr unsigned kProducers = 4;  // threads submitting to the one thread pool
 
 // Under ThreadSanitizer or AddressSanitizer resident memory grows with the work done by design
 // (shadow memory, race history, the freed-memory quarantine): the drift is reported, not judged.
@@ -132,8 +134,9 @@ struct Counts {
   long ended() const { return values + errors + cancelled; }
 };
 
-void thread_pool_load(Clock::time_point end, Counts& c, std::mt19937& rng) {
-  concur::ThreadPoolExecutor pool(4);
+// One producer of the thread-pool load; four of them share one pool.
+void thread_pool_load(concur::ThreadPoolExecutor& pool, Clock::time_point end, Counts& c,
+                      std::mt19937& rng) {
   while (Clock::now() < end) {
     std::vector<concur::Future<int>> batch;
     for (int i = 0; i < 256; ++i) {
@@ -267,8 +270,15 @@ int main(int argc, char** argv) {
   long pools = 0;
   long connections = 0;
   std::thread t1([&] {
-    std::mt19937 rng(1);
-    thread_pool_load(end, threads_c, rng);
+    concur::ThreadPoolExecutor pool(4);
+    std::vector<std::thread> producers;
+    for (unsigned p = 0; p < kProducers; ++p) {
+      producers.emplace_back([&, p] {
+        std::mt19937 rng(10 + p);
+        thread_pool_load(pool, end, threads_c, rng);
+      });
+    }
+    for (auto& producer : producers) producer.join();
   });
   std::thread t2([&] {
     std::mt19937 rng(2);
