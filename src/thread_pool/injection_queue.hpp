@@ -10,6 +10,13 @@
 // Order: FIFO per producer.
 // A push that has exchanged the head but not yet linked its node makes the queue look empty past
 // that point for a moment; maybe_nonempty() still reports it, so nobody sleeps on it.
+//
+// Emptiness. The stub is pushed back whenever the consumer takes the last node, so it does not
+// always sit at the front: a producer that pushes between the consumer's "is this the last node?"
+// check and its push of the stub leaves the queue as `task -> stub`, with the stub at the head and
+// a task still inside. "head is the stub" therefore does not mean empty; the queue is empty only
+// when the consumer's tail is the stub as well. (Judging by the head alone once stranded a task
+// until the next submit: a pool with parked workers and a queued task, found under TSan.)
 #pragma once
 
 #include <atomic>
@@ -23,7 +30,7 @@ class InjectionQueue {
  public:
   InjectionQueue() {
     head_.store(&stub_, std::memory_order_relaxed);
-    tail_ = &stub_;
+    tail_.store(&stub_, std::memory_order_relaxed);
   }
   InjectionQueue(const InjectionQueue&) = delete;
   InjectionQueue& operator=(const InjectionQueue&) = delete;
@@ -36,7 +43,13 @@ class InjectionQueue {
   }
 
   // Any thread; false only if the queue was certainly empty at some moment during the call.
-  bool maybe_nonempty() const noexcept { return head_.load(std::memory_order_seq_cst) != &stub_; }
+  // Both loads are seq_cst, as are the head's exchanges and the tail's stores: seeing the stub at
+  // the head means every tail store made before that stub was pushed is visible too, so a tail
+  // that still stands on an unconsumed node (or the node before it) is never missed.
+  bool maybe_nonempty() const noexcept {
+    return head_.load(std::memory_order_seq_cst) != &stub_ ||
+           tail_.load(std::memory_order_seq_cst) != &stub_;
+  }
 
   // Any thread: takes the consumer side, or returns false at once if another thread has it.
   bool try_lock() noexcept {
@@ -48,23 +61,23 @@ class InjectionQueue {
   // Consumer side only (between try_lock() and unlock()). nullptr when empty or when a producer
   // is between its two steps (try again shortly).
   StateBase* pop() noexcept {
-    StateBase* tail = tail_;
+    StateBase* tail = tail_.load(std::memory_order_relaxed);  // only the consumer writes it
     StateBase* next = tail->next_task.load(std::memory_order_acquire);
     if (tail == &stub_) {
       if (!next) return nullptr;
-      tail_ = next;
+      set_tail(next);
       tail = next;
       next = next->next_task.load(std::memory_order_acquire);
     }
     if (next) {
-      tail_ = next;
+      set_tail(next);
       return tail;
     }
     if (tail != head_.load(std::memory_order_acquire)) return nullptr;
     push(&stub_);
     next = tail->next_task.load(std::memory_order_acquire);
     if (next) {
-      tail_ = next;
+      set_tail(next);
       return tail;
     }
     return nullptr;
@@ -74,9 +87,12 @@ class InjectionQueue {
   // A node that is never a task: it stands in the queue when it is empty.
   class Stub final : public StateBase {};
 
+  void set_tail(StateBase* node) noexcept { tail_.store(node, std::memory_order_seq_cst); }
+
   alignas(64) std::atomic<StateBase*> head_;
   alignas(64) std::atomic<bool> consumer_busy_{false};
-  StateBase* tail_;
+  // Written by the consumer only; read by anyone through maybe_nonempty().
+  std::atomic<StateBase*> tail_;
   Stub stub_;
 };
 

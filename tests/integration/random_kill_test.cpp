@@ -177,18 +177,34 @@ TEST_F(RandomKill, AProducerKilledInPutLosesNoItemWhosePutReturned) {
     mp::Process producer(put_forever, queue, returned);
     producer.start();
     std::this_thread::sleep_for(random_delay(3000));
+    // Every item must be 0, 1, 2, ... in order, whole: those taken while the producer runs and
+    // those drained after it died alike. `next` is the value the following item must have.
+    long next = 0;
+    auto check = [&](const std::string& item) {
+      const auto colon = item.find(':');
+      ASSERT_NE(colon, std::string::npos) << "a corrupt item: " << item;
+      const long value = std::stol(item.substr(0, colon));
+      ASSERT_EQ(item.size() - colon - 1, static_cast<std::size_t>(value % 97)) << "a torn item";
+      ASSERT_EQ(value, next) << "an item lost or duplicated in round " << done_rounds;
+      next = value + 1;
+      ++items;
+    };
     // Let it block on a full queue sometimes, and be killed mid-put other times.
+    std::vector<std::string> taken;
     if (done_rounds % 3 == 0) {
-      for (int i = 0; i < 10 && queue.qsize() > 0; ++i) (void)queue.get(1s);
+      for (int i = 0; i < 10 && queue.qsize() > 0; ++i) taken.push_back(queue.get(1s));
     }
     producer.kill();
     producer.join(30s);
     ASSERT_FALSE(producer.is_alive()) << "round " << done_rounds;
     ++kills;
     const long last_returned = returned[0];
-    // Drain: what is there must be 0, 1, 2, ... in order (minus what this round already got),
-    // whole, and reach at least the last put that returned.
-    long next = -1;
+    for (const std::string& item : taken) {
+      check(item);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    // Drain: together with what this round already took, the items must reach at least the
+    // last put that returned.
     for (;;) {
       std::string item;
       try {
@@ -196,20 +212,11 @@ TEST_F(RandomKill, AProducerKilledInPutLosesNoItemWhosePutReturned) {
       } catch (const mp::Empty&) {
         break;
       }
-      const auto colon = item.find(':');
-      ASSERT_NE(colon, std::string::npos) << "a corrupt item: " << item;
-      const long value = std::stol(item.substr(0, colon));
-      ASSERT_EQ(item.size() - colon - 1, static_cast<std::size_t>(value % 97)) << "a torn item";
-      if (next >= 0) {
-        ASSERT_EQ(value, next) << "an item lost or duplicated in round " << done_rounds;
-      }
-      next = value + 1;
-      ++items;
+      check(item);
+      if (::testing::Test::HasFatalFailure()) return;
     }
-    if (last_returned >= 0) {
-      EXPECT_GE(next - 1, last_returned) << "round " << done_rounds << ": the put of "
-                                         << last_returned << " returned but its item is gone";
-    }
+    EXPECT_GE(next - 1, last_returned) << "round " << done_rounds << ": the put of "
+                                       << last_returned << " returned but its item is gone";
     queue.put("after");  // still usable
     EXPECT_EQ(queue.get(5s), "after");
   }

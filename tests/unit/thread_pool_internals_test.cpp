@@ -121,4 +121,51 @@ TEST(InjectionQueue, ManyProducersManyConsumersEachNodeOnce) {
   for (auto& s : seen) ASSERT_EQ(s.load(), 1);
 }
 
+// The race that once stranded a task in a pool whose workers all slept: the consumer takes the
+// queue's last node while a producer pushes another. Whatever the interleaving, the new node must
+// keep the queue non-empty until it is taken; each round sets the race up afresh.
+TEST(InjectionQueue, ANodePushedWhileTheLastIsTakenKeepsTheQueueNonEmpty) {
+  const int rounds = 100'000 / kStressScale;
+  std::vector<Node> first(static_cast<std::size_t>(rounds));
+  std::vector<Node> second(static_cast<std::size_t>(rounds));
+  InjectionQueue queue;
+  std::atomic<int> go{-1};
+  std::atomic<int> pushed{-1};
+  std::thread producer([&] {
+    for (int r = 0; r < rounds; ++r) {
+      while (go.load(std::memory_order_acquire) < r) {
+      }
+      queue.push(&second[static_cast<std::size_t>(r)]);
+      pushed.store(r, std::memory_order_release);
+    }
+  });
+  ASSERT_TRUE(queue.try_lock());
+  int hidden = 0;
+  for (int r = 0; r < rounds; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    queue.push(&first[i]);
+    go.store(r, std::memory_order_release);
+    StateBase* got = queue.pop();  // races the producer's push
+    while (pushed.load(std::memory_order_acquire) < r) {
+    }
+    // Both nodes were pushed and at most the first taken: the queue holds at least one.
+    if (!queue.maybe_nonempty()) ++hidden;
+    std::vector<StateBase*> rest;
+    while (StateBase* n = queue.pop()) rest.push_back(n);
+    if (got == nullptr) {
+      ASSERT_EQ(rest.size(), 2u) << "round " << r;
+      EXPECT_EQ(rest[0], &first[i]);
+      EXPECT_EQ(rest[1], &second[i]);
+    } else {
+      ASSERT_EQ(got, &first[i]) << "round " << r;
+      ASSERT_EQ(rest.size(), 1u) << "round " << r;
+      EXPECT_EQ(rest[0], &second[i]);
+    }
+    ASSERT_FALSE(queue.maybe_nonempty()) << "round " << r;
+  }
+  queue.unlock();
+  producer.join();
+  EXPECT_EQ(hidden, 0) << "rounds in which a queued node was reported as an empty queue";
+}
+
 }  // namespace
