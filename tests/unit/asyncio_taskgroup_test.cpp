@@ -2,7 +2,7 @@
 // cancellation that survives a child's failure, cancelling() accounting across nested groups,
 // KeyboardInterrupt passed through bare, and refused coroutines closed quietly. The cases of
 // CPython's Lib/test/test_asyncio/test_taskgroups.py (3.13), carried over; the older TaskGroup
-// cases live in asyncio_tasks_test.cpp.
+// cases live in asyncio_taskgroup_basic_test.cpp.
 #include <gtest/gtest.h>
 
 #include <chrono>

@@ -1,7 +1,7 @@
 // Tests of asyncio::wait, AsCompleted and gather (concur/asyncio/tasks.hpp) for what Python 3.13
 // does with the same task passed twice, and with a gather whose children are done or cancelled.
 // Carried over from CPython's Lib/test/test_asyncio/test_tasks.py; the older cases live in
-// asyncio_tasks_test.cpp.
+// asyncio_wait_as_completed_test.cpp and asyncio_gather_test.cpp.
 #include <gtest/gtest.h>
 
 #include <chrono>
