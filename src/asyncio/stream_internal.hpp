@@ -10,9 +10,9 @@
 
 namespace concur::asyncio::detail {
 
-// A new stream over a uv_pipe_t initialised on `loop` (not yet opened or connected), with one
-// reader and one writer reference already counted: wrap it in exactly one StreamReader(s) and
-// one StreamWriter(s) (or release the unused side with release_reader / release_writer).
+// A new stream over a uv_pipe_t initialised on `loop` (not yet opened or connected), with no
+// handle yet: wrap it in a StreamReader or StreamWriter (or both) at once; the pipe closes when
+// the last of them goes.
 StreamState* new_pipe_stream(LoopCore& core, uv_loop_t* loop, std::size_t limit);
 // The libuv handle, e.g. to pass as a uv_stdio_container_t's stream.
 uv_stream_t* stream_handle(StreamState* s);

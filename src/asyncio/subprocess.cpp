@@ -225,12 +225,11 @@ Process spawn(const std::string& program, const std::vector<std::string>& args,
         int ours = i == 0 ? fds[1] : fds[0];
         child.fd[i] = i == 0 ? fds[0] : fds[1];
         StreamState* p = new_pipe_stream(core, uv, options.limit);
+        // One handle, of the side we use: the pipe closes when it goes.
         if (i == 0) {
           s->in = StreamWriter(p);
-          release_reader(p);
         } else {
           (i == 1 ? s->out : s->err) = StreamReader(p);
-          release_writer(p);
         }
         auto* pipe_handle = reinterpret_cast<uv_pipe_t*>(stream_handle(p));
         rc = uv_pipe_open(pipe_handle, ours);

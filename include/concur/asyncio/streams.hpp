@@ -57,6 +57,7 @@ namespace concur::asyncio {
 namespace detail {
 struct StreamState;
 struct ServerState;
+struct ReadOpAccess;
 void release_reader(StreamState* s) noexcept;
 void release_writer(StreamState* s) noexcept;
 WaitList& drain_waiters(StreamState* s) noexcept;
@@ -86,9 +87,26 @@ class StreamReader {
     if (s_) detail::release_reader(s_);
   }
 
-  // The awaitable of every read (see the header comment for each kind).
-  struct [[nodiscard]] ReadOp : detail::Suspension {
+  // The awaitable of every read (see the header comment for each kind). Only co_await it.
+  class [[nodiscard]] ReadOp : public detail::Suspension {
+   public:
+    ReadOp(const ReadOp&) = delete;
+    ReadOp& operator=(const ReadOp&) = delete;
+    ~ReadOp();
+    bool await_ready();
+    bool await_suspend(std::coroutine_handle<> h);
+    std::string await_resume();
+
+   private:
+    // The state lives in the awaitable itself, so a read allocates nothing; it is private,
+    // reached by the reader and by the connection's callbacks (detail::ReadOpAccess) only.
+    friend class StreamReader;
+    friend struct detail::ReadOpAccess;
     enum Kind : std::uint8_t { kRead, kReadAll, kExactly, kUntil, kLine };
+    ReadOp(detail::StreamState* state, Kind k, std::size_t count, std::string separator);
+    // Whether the buffer now satisfies this read; a readuntil remembers how far it searched.
+    bool satisfied();
+
     detail::StreamState* s;
     Kind kind;
     std::size_t n;
@@ -96,15 +114,6 @@ class StreamReader {
     std::string result;       // filled straight from the socket when the buffer was empty
     std::size_t scanned = 0;  // how far readuntil has searched for sep
     bool filled = false;
-    ReadOp(detail::StreamState* state, Kind k, std::size_t count, std::string separator);
-    ReadOp(const ReadOp&) = delete;
-    ReadOp& operator=(const ReadOp&) = delete;
-    ~ReadOp();
-    bool await_ready();
-    bool await_suspend(std::coroutine_handle<> h);
-    std::string await_resume();
-    // Internal: whether the buffer now satisfies this read.
-    bool satisfied() const;
   };
 
   ReadOp read(long n = -1);
@@ -118,7 +127,9 @@ class StreamReader {
   std::size_t limit() const;
   bool valid() const { return s_ != nullptr; }
 
-  explicit StreamReader(detail::StreamState* s) noexcept : s_(s) {}  // adopts a reference
+  // A new handle to a connection (library-internal: connections come from open_connection(),
+  // start_server() and subprocesses).
+  explicit StreamReader(detail::StreamState* s) noexcept : s_(s) { add(); }
 
  private:
   void add() noexcept;
@@ -183,7 +194,8 @@ class StreamWriter {
   SocketAddress sockname() const;
   bool valid() const { return s_ != nullptr; }
 
-  explicit StreamWriter(detail::StreamState* s) noexcept : s_(s) {}  // adopts a reference
+  // A new handle to a connection (library-internal, as StreamReader's).
+  explicit StreamWriter(detail::StreamState* s) noexcept : s_(s) { add(); }
 
  private:
   void add() noexcept;
