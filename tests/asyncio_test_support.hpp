@@ -1,6 +1,7 @@
-// tests/asyncio_test_support.hpp: the fixture the asyncio unit tests share. Each test runs on its
-// own EventLoop; at the end the loop is closed, every coroutine frame made during the test must be
-// gone, and nothing may have reached the loop's exception handler unless the test consumed it.
+// tests/asyncio_test_support.hpp: the fixture the asyncio unit and integration tests share. Each
+// test runs on its own EventLoop; at the end the loop is closed, every coroutine frame made during
+// the test must be gone, and nothing may have reached the loop's exception handler unless the test
+// consumed it.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <concur/asyncio.hpp>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,22 +38,29 @@ inline bool contains(const std::string& text, const std::string& part) {
 
 class AsyncioTest : public ::testing::Test {
  protected:
-  AsyncioTest() {
-    loop.set_exception_handler(
-        [this](const asyncio::ExceptionContext& context) { reports.push_back(describe(context)); });
-  }
+  AsyncioTest() { record_reports(); }
   void TearDown() override {
     loop.close();
     EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
     for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
   }
+  // Runs `task` to its end. With a guard set (the integration tests, over real sockets and
+  // processes, set one), a run still going after it has hung: it is cancelled and fails with
+  // TimeoutError instead of hanging until CTest's timeout.
   template <class T>
   T run(asyncio::Task<T> task) {
+    if (guard) return loop.run_until_complete(asyncio::wait_for(std::move(task), *guard));
     return loop.run_until_complete(std::move(task));
+  }
+  // (Re)installs the handler that records reports, for a test that installed its own.
+  void record_reports() {
+    loop.set_exception_handler(
+        [this](const asyncio::ExceptionContext& context) { reports.push_back(describe(context)); });
   }
   // Returns (and forgets) what was reported, for a test that provoked a report.
   std::vector<std::string> take_reports() { return std::exchange(reports, {}); }
 
+  std::optional<std::chrono::nanoseconds> guard;
   std::int64_t frames_before_ = asyncio::detail::live_frames();
   std::vector<std::string> reports;
   asyncio::EventLoop loop;

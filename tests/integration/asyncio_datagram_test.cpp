@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
@@ -36,34 +37,9 @@ using concur::OSError;
 // Every run ends well within this, or the test has failed (wait_for throws TimeoutError).
 constexpr auto kBound = 60s;
 
-class DatagramTest : public ::testing::Test {
+class DatagramTest : public concur::testing::AsyncioTest {
  protected:
-  DatagramTest() {
-    loop.set_exception_handler([this](const asyncio::ExceptionContext& context) {
-      std::string text = context.message;
-      if (context.exception) {
-        try {
-          std::rethrow_exception(context.exception);
-        } catch (const std::exception& e) {
-          text += std::string(" | ") + e.what();
-        }
-      }
-      reports.push_back(text);
-    });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(asyncio::wait_for(std::move(task), kBound));
-  }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
+  DatagramTest() { guard = kBound; }
 };
 
 // Echoes `count` datagrams back to their senders.

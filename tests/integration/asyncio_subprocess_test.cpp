@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
@@ -82,34 +83,9 @@ int count_fds() {
   return n - 1;  // the one opendir holds
 }
 
-class SubprocessTest : public ::testing::Test {
+class SubprocessTest : public concur::testing::AsyncioTest {
  protected:
-  SubprocessTest() {
-    loop.set_exception_handler([this](const asyncio::ExceptionContext& context) {
-      std::string text = context.message;
-      if (context.exception) {
-        try {
-          std::rethrow_exception(context.exception);
-        } catch (const std::exception& e) {
-          text += std::string(" | ") + e.what();
-        }
-      }
-      reports.push_back(text);
-    });
-  }
-  void TearDown() override {
-    loop.close();
-    EXPECT_EQ(asyncio::detail::live_frames(), frames_before_) << "coroutine frames leaked";
-    for (const std::string& r : reports) ADD_FAILURE() << "unexpected report: " << r;
-  }
-  template <class T>
-  T run(Task<T> task) {
-    return loop.run_until_complete(asyncio::wait_for(std::move(task), kBound));
-  }
-
-  std::int64_t frames_before_ = asyncio::detail::live_frames();
-  std::vector<std::string> reports;
-  asyncio::EventLoop loop;
+  SubprocessTest() { guard = kBound; }
 };
 
 // The errno of the OSError `task` throws (0 if none).
