@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/mpi_pool.hpp"
 #include "mpi/runtime.hpp"
@@ -100,16 +99,17 @@ class MpiPoolCore {
   const std::size_t max_in_flight_;
   const Clock::duration heartbeat_timeout_;
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_cv_;
-  bool wake_ = false;
-  std::deque<std::unique_ptr<Pending>> queue_;
-  bool shutdown_ = false;
-  bool broken_ = false;
-  std::string broken_message_;
-  std::condition_variable stopped_cv_;
-  bool stopped_ = false;
-  std::uint64_t next_id_ = 1;
+  // Shared between the callers (submit, shutdown) and the manager thread.
+  mutable base::Mutex mu_;
+  base::CondVar wake_cv_;
+  bool wake_ CONCUR_GUARDED_BY(mu_) = false;
+  std::deque<std::unique_ptr<Pending>> queue_ CONCUR_GUARDED_BY(mu_);
+  bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
+  bool broken_ CONCUR_GUARDED_BY(mu_) = false;
+  std::string broken_message_ CONCUR_GUARDED_BY(mu_);
+  base::CondVar stopped_cv_;
+  bool stopped_ CONCUR_GUARDED_BY(mu_) = false;
+  std::uint64_t next_id_ CONCUR_GUARDED_BY(mu_) = 1;
 
   // Manager thread only (workers_' ranks are fixed at construction).
   std::vector<Worker> workers_;
@@ -193,7 +193,7 @@ void MpiPoolCore::schedule(std::unique_ptr<Pending> task) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (broken_) {
       task->state->release();
       throw BrokenMpiPool(broken_message_);
@@ -214,7 +214,7 @@ void MpiPoolCore::schedule(std::unique_ptr<Pending> task) {
 void MpiPoolCore::shutdown(bool wait, bool cancel_futures) {
   std::deque<std::unique_ptr<Pending>> cancelled;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     shutdown_ = true;
     wake_ = true;
     if (cancel_futures) cancelled.swap(queue_);
@@ -230,8 +230,8 @@ void MpiPoolCore::shutdown(bool wait, bool cancel_futures) {
           "concur::MpiPoolExecutor::shutdown(wait=true): called from a future's callback, which "
           "runs on the pool's own thread; call shutdown(false) there");
     }
-    std::unique_lock<std::mutex> lock(mu_);
-    stopped_cv_.wait(lock, [&] { return stopped_; });
+    base::MutexLock lock(mu_);
+    while (!stopped_) stopped_cv_.wait(lock);
   }
 }
 
@@ -268,7 +268,7 @@ bool MpiPoolCore::dispatch() {
     // as for Python's call queue.
     std::vector<std::unique_ptr<Pending>> batch;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       while (batch.size() < room && !queue_.empty()) {
         std::unique_ptr<Pending> task = std::move(queue_.front());
         queue_.pop_front();
@@ -494,7 +494,7 @@ void MpiPoolCore::lose_all(const std::string& why) {
 void MpiPoolCore::break_pool(const std::string& why) {
   std::deque<std::unique_ptr<Pending>> queued;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (broken_) return;
     broken_ = true;
     broken_message_ = why;
@@ -526,7 +526,7 @@ bool MpiPoolCore::outstanding() const {
 
 bool MpiPoolCore::quiescent() const {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (!queue_.empty()) return false;
   }
   return !outstanding();
@@ -537,26 +537,27 @@ void MpiPoolCore::idle(bool progressed) {
     backoff_.reset();
     return;
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  if (wake_) {
-    wake_ = false;
-    return;
+  {
+    base::MutexLock lock(mu_);
+    if (wake_) {
+      wake_ = false;
+      return;
+    }
+    if (!outstanding()) {  // nothing to poll for: sleep until a submit or shutdown
+      while (!wake_) wake_cv_.wait(lock);
+      wake_ = false;
+      backoff_.reset();
+      return;
+    }
+    // A send in progress needs MPI's progress engine turned (a large one over TCP above all).
+    const auto pause = sends_.empty() ? backoff_.next() : std::chrono::microseconds(0);
+    if (pause.count() != 0) {
+      wake_cv_.wait_for(lock, pause);  // a poll's pause: an early return only polls sooner
+      wake_ = false;
+      return;
+    }
   }
-  if (!outstanding()) {  // nothing to poll for: sleep until a submit or shutdown
-    wake_cv_.wait(lock, [&] { return wake_; });
-    wake_ = false;
-    backoff_.reset();
-    return;
-  }
-  // A send in progress needs MPI's progress engine turned (a large one over TCP above all).
-  const auto pause = sends_.empty() ? backoff_.next() : std::chrono::microseconds(0);
-  if (pause.count() == 0) {
-    lock.unlock();
-    std::this_thread::yield();
-  } else {
-    wake_cv_.wait_for(lock, pause, [&] { return wake_; });
-    wake_ = false;
-  }
+  std::this_thread::yield();
 }
 
 void MpiPoolCore::run() {
@@ -564,7 +565,7 @@ void MpiPoolCore::run() {
     bool broken = false;
     bool shutting_down = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       broken = broken_;
       shutting_down = shutdown_ || broken_;
     }
@@ -581,7 +582,7 @@ void MpiPoolCore::run() {
     mpi::detail::release_spawned(comm_, static_cast<int>(workers_.size()), any_lost);
   }
   mpi::detail::release_workers();
-  std::lock_guard<std::mutex> lock(mu_);
+  base::MutexLock lock(mu_);
   stopped_ = true;
   stopped_cv_.notify_all();
 }

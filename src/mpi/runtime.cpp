@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/mpi_pool.hpp"
 
@@ -19,12 +19,12 @@ namespace detail {
 namespace {
 
 struct Runtime {
-  std::mutex mu;
-  MPI_Comm comm = MPI_COMM_NULL;
+  base::Mutex mu;
+  MPI_Comm comm = MPI_COMM_NULL;  // comm, rank and size: set once, at MPI's start
   int rank = 0;
   int size = 0;
-  bool pool_exists = false;
-  std::set<int> lost;
+  bool pool_exists CONCUR_GUARDED_BY(mu) = false;
+  std::set<int> lost CONCUR_GUARDED_BY(mu);
 };
 
 Runtime& runtime() {
@@ -145,7 +145,7 @@ void release_spawned(MPI_Comm& inter, int n, bool any_lost) {
 
 void claim_workers() {
   Runtime& r = runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   if (r.pool_exists) {
     throw RuntimeError(
         "concur::MpiPoolExecutor: another MpiPoolExecutor exists in this program and owns the "
@@ -156,19 +156,19 @@ void claim_workers() {
 
 void release_workers() {
   Runtime& r = runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   r.pool_exists = false;
 }
 
 void mark_lost(int rank) {
   Runtime& r = runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   r.lost.insert(rank);
 }
 
 std::set<int> lost_ranks() {
   Runtime& r = runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   return r.lost;
 }
 

@@ -6,11 +6,11 @@
 // dead rank, which MPI alone does not report.
 #include <unistd.h>
 
-#include <condition_variable>
-#include <mutex>
+#include <chrono>
 #include <thread>
 #include <vector>
 
+#include "concur/base/mutex.hpp"
 #include "concur/multiprocessing/serialization.hpp"
 #include "mpi/runtime.hpp"
 #include "multiprocessing/task_message.hpp"
@@ -22,11 +22,11 @@ namespace mpd = multiprocessing::detail;
 
 class Heartbeat {
  public:
-  Heartbeat(MPI_Comm comm, std::mutex& mpi_mu)
+  Heartbeat(MPI_Comm comm, base::Mutex& mpi_mu)
       : comm_(comm), mpi_mu_(mpi_mu), thread_([this] { run(); }) {}
   ~Heartbeat() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       stop_ = true;
     }
     cv_.notify_one();
@@ -37,7 +37,7 @@ class Heartbeat {
 
   void set_busy(bool busy) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       busy_ = busy;
     }
     if (busy) cv_.notify_one();
@@ -45,29 +45,28 @@ class Heartbeat {
 
  private:
   void run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (!busy_) {
-        cv_.wait(lock, [&] { return busy_ || stop_; });
-        continue;
-      }
-      cv_.wait_for(lock, kHeartbeatInterval, [&] { return stop_; });
-      if (stop_ || !busy_) continue;
-      lock.unlock();
+    for (;;) {
       {
-        std::lock_guard<std::mutex> mpi(mpi_mu_);
-        MPI_Send(nullptr, 0, MPI_BYTE, 0, kHeartbeat, comm_);
+        base::MutexLock lock(mu_);
+        while (!busy_ && !stop_) cv_.wait(lock);
+        // One beat per interval while busy, however often set_busy() wakes us meanwhile.
+        const auto deadline = std::chrono::steady_clock::now() + kHeartbeatInterval;
+        while (!stop_ && cv_.wait_until(lock, deadline)) {
+        }
+        if (stop_) return;
+        if (!busy_) continue;
       }
-      lock.lock();
+      base::MutexLock mpi(mpi_mu_);
+      MPI_Send(nullptr, 0, MPI_BYTE, 0, kHeartbeat, comm_);
     }
   }
 
   const MPI_Comm comm_;
-  std::mutex& mpi_mu_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool busy_ = false;
-  bool stop_ = false;
+  base::Mutex& mpi_mu_;  // serialises every MPI call of the worker's two threads
+  base::Mutex mu_;
+  base::CondVar cv_;
+  bool busy_ CONCUR_GUARDED_BY(mu_) = false;
+  bool stop_ CONCUR_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -84,7 +83,7 @@ class Worker {
       MPI_Status status;
       int rc;
       {
-        std::lock_guard<std::mutex> mpi(mpi_mu_);
+        base::MutexLock mpi(mpi_mu_);
         rc = MPI_Iprobe(0, MPI_ANY_TAG, comm_, &flag, &status);
       }
       if (rc != MPI_SUCCESS) return false;
@@ -131,12 +130,12 @@ class Worker {
   }
 
   int receive(int tag, std::string& out) {
-    std::lock_guard<std::mutex> mpi(mpi_mu_);
+    base::MutexLock mpi(mpi_mu_);
     return receive_bytes(comm_, 0, tag, out, nullptr);
   }
 
   int send_bytes(const std::string& bytes, int tag) {
-    std::lock_guard<std::mutex> mpi(mpi_mu_);
+    base::MutexLock mpi(mpi_mu_);
     return MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, tag, comm_);
   }
 
@@ -165,7 +164,7 @@ class Worker {
   }
 
   const MPI_Comm comm_;
-  std::mutex mpi_mu_;
+  base::Mutex mpi_mu_;
   Heartbeat heartbeat_;
   const pid_t pid_;
 };

@@ -19,10 +19,10 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/multiprocessing/main_guard.hpp"
 #include "multiprocessing/root.hpp"
@@ -37,8 +37,8 @@ constexpr const char* kForkserverVariable = "CONCUR_MP_FORKSERVER";
 
 std::atomic<bool> g_guard_ran{false};
 std::atomic<bool> g_is_child{false};
-Lineage g_lineage;      // written only while this process is single-threaded (at its start)
-std::mutex g_spawn_mu;  // one spawn at a time: the inherited descriptor must reach one child only
+Lineage g_lineage;       // written only while this process is single-threaded (at its start)
+base::Mutex g_spawn_mu;  // one spawn at a time: the inherited descriptor must reach one child only
 
 [[noreturn]] void fail(const char* call) {
   throw std::system_error(errno, std::generic_category(),
@@ -68,7 +68,7 @@ std::vector<std::string> own_argv() {
 // Starts a fresh run of this program with `variable`=<fd>, `fd` inherited by it alone.
 pid_t exec_self(const char* variable, int fd) {
   refuse_if_guard_missing();
-  std::lock_guard<std::mutex> lock(g_spawn_mu);
+  base::MutexLock lock(g_spawn_mu);
   const int inherited = fcntl(fd, F_DUPFD, 3);  // no close-on-exec: for the child only
   if (inherited < 0) fail("dup");
   std::vector<std::string> env_strings;
@@ -118,7 +118,7 @@ class ForkServer {
   // that has died since the last call (killed, say) is replaced first, transparently, as is one
   // that dies before it has taken this request; one that dies while forking fails this call only.
   std::pair<pid_t, int> fork_child(int child_channel) {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (control_ >= 0 && !alive()) restart_next_time();
     for (int attempt = 0;; ++attempt) {
       start_if_needed();
@@ -148,7 +148,7 @@ class ForkServer {
   }
 
  private:
-  pid_t read_pid_reply(int status_fd) {
+  pid_t read_pid_reply(int status_fd) CONCUR_REQUIRES(mu_) {
     try {
       auto reply = receive_frame(control_, *decoder_, std::nullopt);
       if (!reply || reply->payload.size() != sizeof(pid_t)) {
@@ -174,12 +174,12 @@ class ForkServer {
 
   // Between requests the server never writes, so its end being readable means end of file: it
   // has exited. (Polling, not waitpid, since something else in the program may reap it.)
-  bool alive() const {
+  bool alive() const CONCUR_REQUIRES(mu_) {
     pollfd pfd{control_, POLLIN, 0};
     return poll(&pfd, 1, 0) == 0;
   }
 
-  void start_if_needed() {
+  void start_if_needed() CONCUR_REQUIRES(mu_) {
     if (control_ >= 0) return;
     auto [ours, theirs] = socket_pair();
     try {
@@ -192,7 +192,7 @@ class ForkServer {
     close(theirs);
     control_ = ours;
   }
-  void restart_next_time() {
+  void restart_next_time() CONCUR_REQUIRES(mu_) {
     if (control_ >= 0) close(control_);
     control_ = -1;
     decoder_ = std::make_unique<FrameDecoder>();  // nothing half-read from the old server stays
@@ -203,10 +203,10 @@ class ForkServer {
     }
   }
 
-  std::mutex mu_;
-  int control_ = -1;
-  pid_t server_pid_ = 0;
-  std::unique_ptr<FrameDecoder> decoder_ = std::make_unique<FrameDecoder>();
+  base::Mutex mu_;  // one request at a time
+  int control_ CONCUR_GUARDED_BY(mu_) = -1;
+  pid_t server_pid_ CONCUR_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<FrameDecoder> decoder_ CONCUR_GUARDED_BY(mu_) = std::make_unique<FrameDecoder>();
 };
 
 ForkServer& forkserver() {

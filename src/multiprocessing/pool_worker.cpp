@@ -7,13 +7,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "multiprocessing/launcher.hpp"
 #include "multiprocessing/pool_protocol.hpp"
@@ -53,7 +52,7 @@ class ResultOutbox {
   ~ResultOutbox() {
     if (flusher_.joinable()) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        base::MutexLock lock(mu_);
         stop_ = true;
       }
       cv_.notify_one();
@@ -64,7 +63,7 @@ class ResultOutbox {
   void task_started() {
     bool wake = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       ++seq_;
       running_ = true;
       if (out_.empty()) return;
@@ -78,7 +77,7 @@ class ResultOutbox {
   }
 
   void task_finished(const ResultMessage& result) {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     running_ = false;
     const std::size_t at = begin_frame(out_, kResult, 0);
     serialize_into(out_, result);
@@ -86,26 +85,26 @@ class ResultOutbox {
   }
 
   void flush() {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     flush_locked();
   }
 
   bool empty() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     return out_.empty();
   }
 
  private:
   static constexpr auto kFlushPoll = std::chrono::milliseconds(1);
 
-  void flush_locked() {
+  void flush_locked() CONCUR_REQUIRES(mu_) {
     if (out_.empty()) return;
     send_all(channel_, out_, {}, std::nullopt);
     out_.clear();
   }
 
   void run_flusher() {
-    std::unique_lock<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     while (!stop_) {
       if (!running_ || out_.empty()) {
         flusher_idle_ = true;
@@ -120,14 +119,14 @@ class ResultOutbox {
   }
 
   const int channel_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::string out_;
-  std::uint64_t seq_ = 0;
-  bool running_ = false;
-  bool flusher_idle_ = false;
-  bool stop_ = false;
-  std::thread flusher_;
+  mutable base::Mutex mu_;
+  base::CondVar cv_;
+  std::string out_ CONCUR_GUARDED_BY(mu_);
+  std::uint64_t seq_ CONCUR_GUARDED_BY(mu_) = 0;
+  bool running_ CONCUR_GUARDED_BY(mu_) = false;
+  bool flusher_idle_ CONCUR_GUARDED_BY(mu_) = false;
+  bool stop_ CONCUR_GUARDED_BY(mu_) = false;
+  std::thread flusher_;  // started and joined by the worker's main thread only
 };
 
 }  // namespace

@@ -15,16 +15,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/process_pool.hpp"
 #include "multiprocessing/launcher.hpp"
@@ -159,16 +158,19 @@ class ProcessPoolCore {
   const bool replace_dead_workers_;
   std::atomic<std::size_t> started_{0};
 
-  mutable std::mutex mu_;
-  std::deque<std::unique_ptr<Pending>> queue_;  // submitted, not yet sent to a worker
-  bool shutdown_ = false;
-  bool broken_ = false;
-  std::string broken_message_;
-  std::condition_variable stopped_cv_;
-  bool stopped_ = false;
-  std::vector<int> pids_;  // for worker_pids()
-  int force_signal_ = 0;   // terminate_workers()/kill_workers(): for the manager to send
-  bool forced_ = false;    // ... and it has sent it
+  // Shared between the callers (submit, shutdown, worker_pids) and the manager thread.
+  mutable base::Mutex mu_;
+  // submitted, not yet sent to a worker
+  std::deque<std::unique_ptr<Pending>> queue_ CONCUR_GUARDED_BY(mu_);
+  bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
+  bool broken_ CONCUR_GUARDED_BY(mu_) = false;
+  std::string broken_message_ CONCUR_GUARDED_BY(mu_);
+  base::CondVar stopped_cv_;
+  bool stopped_ CONCUR_GUARDED_BY(mu_) = false;
+  std::vector<int> pids_ CONCUR_GUARDED_BY(mu_);  // for worker_pids()
+  // terminate_workers()/kill_workers(): for the manager to send, and whether it has sent it.
+  int force_signal_ CONCUR_GUARDED_BY(mu_) = 0;
+  bool forced_ CONCUR_GUARDED_BY(mu_) = false;
 
   int event_fd_ = -1;
   int epoll_fd_ = -1;
@@ -254,7 +256,7 @@ void ProcessPoolCore::wake() {
 void ProcessPoolCore::schedule(std::unique_ptr<Pending> task) {
   task->id = next_id_.fetch_add(1);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (broken_) {
       task->state->release();
       throw BrokenProcessPool(broken_message_);
@@ -273,7 +275,7 @@ void ProcessPoolCore::schedule(std::unique_ptr<Pending> task) {
 void ProcessPoolCore::shutdown(bool wait, bool cancel_futures) {
   std::deque<std::unique_ptr<Pending>> cancelled;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     shutdown_ = true;
     if (cancel_futures) cancelled.swap(queue_);
   }
@@ -288,27 +290,27 @@ void ProcessPoolCore::shutdown(bool wait, bool cancel_futures) {
           "concur::ProcessPoolExecutor::shutdown(wait=true): called from a future's callback, "
           "which runs on the pool's own thread; call shutdown(false) there");
     }
-    std::unique_lock<std::mutex> lock(mu_);
-    stopped_cv_.wait(lock, [&] { return stopped_; });
+    base::MutexLock lock(mu_);
+    while (!stopped_) stopped_cv_.wait(lock);
   }
 }
 
 void ProcessPoolCore::force_shutdown(int sig) {
   shutdown(false, true);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     force_signal_ = sig;
   }
   wake();
   // The manager thread owns the workers (only it knows which are unreaped, so a signal never
   // reaches a recycled pid); as Python's, this returns once every live worker is signalled.
   if (std::this_thread::get_id() == manager_.get_id()) return;
-  std::unique_lock<std::mutex> lock(mu_);
-  stopped_cv_.wait(lock, [&] { return forced_ || stopped_; });
+  base::MutexLock lock(mu_);
+  while (!forced_ && !stopped_) stopped_cv_.wait(lock);
 }
 
 std::vector<int> ProcessPoolCore::worker_pids() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  base::MutexLock lock(mu_);
   return pids_;
 }
 
@@ -364,7 +366,7 @@ void ProcessPoolCore::start_worker() {
   ++started_;
   if (replace_dead_workers_) w->oom_kills_at_start = cgroup_oom_kills();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     pids_.push_back(w->launched.watch.pid());
   }
   workers_.push_back(std::move(w));
@@ -389,7 +391,7 @@ void ProcessPoolCore::dispatch() {
     // cancel_futures cannot reach them, exactly as for Python's call queue.
     std::vector<std::unique_ptr<Pending>> batch;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       while (batch.size() < room && !queue_.empty()) {
         std::unique_ptr<Pending> task = std::move(queue_.front());
         queue_.pop_front();
@@ -425,7 +427,7 @@ void ProcessPoolCore::dispatch() {
   }
   bool queued = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     queued = !queue_.empty();
   }
   if (queued && all_busy && live < max_workers_ && method_ != mp::StartMethod::fork) {
@@ -507,15 +509,22 @@ void ProcessPoolCore::on_exit(Worker& w) {
     on_readable(w);  // results it wrote before exiting
   }
   const int code = w.launched.watch.exitcode().value_or(255);
+  bool forced = false;
+  bool broken = false;
+  {
+    base::MutexLock lock(mu_);
+    forced = forced_;
+    broken = broken_;
+  }
   const bool expected = w.exit_sent || (max_tasks_per_child_ != 0 && code == 0 &&
                                         w.sent >= max_tasks_per_child_ && w.in_flight.empty());
   const bool replaceable = replace_dead_workers_ && w.init_failure.empty() &&
-                           code != mp::kMainGuardMissingExitCode && !forced_;
-  if (!expected && !broken_ && replaceable) {
+                           code != mp::kMainGuardMissingExitCode && !forced;
+  if (!expected && !broken && replaceable) {
     // on_worker_death = replace: only what this worker held fails; the pool goes on, and
     // dispatch() starts a new worker when there is work for it.
     fail_all(w.in_flight, worker_died(w, code));
-  } else if (!expected && !broken_) {
+  } else if (!expected && !broken) {
     std::string why;
     if (!w.init_failure.empty()) {
       const auto nl = w.init_failure.find('\n');
@@ -527,7 +536,7 @@ void ProcessPoolCore::on_exit(Worker& w) {
           "concur::ProcessPoolExecutor: a worker exited before running anything because this "
           "program's main() does not call concur::multiprocessing::main_guard(argc, argv) "
           "first; add that line";
-    } else if (forced_) {
+    } else if (forced) {
       why =
           "concur::ProcessPoolExecutor: terminate_workers() or kill_workers() stopped the pool's "
           "workers while the future was running (worker pid " +
@@ -550,12 +559,17 @@ void ProcessPoolCore::on_exit(Worker& w) {
     w.launched.channel = -1;
   }
   const pid_t pid = w.launched.watch.pid();
+  std::string message;
+  {
+    base::MutexLock lock(mu_);
+    message = broken_message_;
+  }
   auto exception = std::make_exception_ptr(BrokenProcessPool(
-      broken_message_.empty() ? "concur::ProcessPoolExecutor: a worker exited with tasks in flight"
-                              : broken_message_));
+      message.empty() ? "concur::ProcessPoolExecutor: a worker exited with tasks in flight"
+                      : message));
   fail_all(w.in_flight, exception);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     std::erase(pids_, pid);
   }
   std::erase_if(workers_, [&](const auto& p) { return p.get() == &w; });
@@ -610,7 +624,7 @@ void ProcessPoolCore::fail_all(std::deque<std::unique_ptr<Pending>>& tasks,
 void ProcessPoolCore::break_pool(std::string why) {
   std::deque<std::unique_ptr<Pending>> queued;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (broken_) return;
     broken_ = true;
     broken_message_ = why;
@@ -627,7 +641,7 @@ void ProcessPoolCore::break_pool(std::string why) {
 
 bool ProcessPoolCore::quiescent() const {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    base::MutexLock lock(mu_);
     if (!queue_.empty()) return false;
   }
   for (const auto& w : workers_) {
@@ -676,20 +690,25 @@ void ProcessPoolCore::run() {
   for (;;) {
     int sig = 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       sig = std::exchange(force_signal_, 0);
     }
     if (sig != 0) {
       for (auto& w : workers_) w->launched.watch.signal(sig);
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       forced_ = true;
       stopped_cv_.notify_all();
     }
-    if (!broken_) dispatch();
+    bool broken = false;
+    {
+      base::MutexLock lock(mu_);
+      broken = broken_;
+    }
+    if (!broken) dispatch();
     for (auto& w : workers_) flush(*w);
     bool shutting_down = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      base::MutexLock lock(mu_);
       shutting_down = shutdown_ || broken_;
     }
     if (shutting_down && quiescent()) {
@@ -698,7 +717,7 @@ void ProcessPoolCore::run() {
     }
     handle_events(-1);
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  base::MutexLock lock(mu_);
   stopped_ = true;
   stopped_cv_.notify_all();
 }

@@ -2,17 +2,18 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <unordered_map>
+
+#include "concur/base/mutex.hpp"
 
 namespace concur::multiprocessing::detail {
 namespace {
 
 struct Registry {
-  std::mutex mu;
-  std::unordered_map<std::uintptr_t, Registration*> by_key;
-  std::unordered_map<std::string, Registration> by_name;
+  base::Mutex mu;
+  std::unordered_map<std::uintptr_t, Registration*> by_key CONCUR_GUARDED_BY(mu);
+  std::unordered_map<std::string, Registration> by_name CONCUR_GUARDED_BY(mu);
 };
 
 // Constructed on first use: registrations run from static initialisers in any order.
@@ -26,7 +27,7 @@ Registry& registry() {
 bool add_registration(std::uintptr_t key, std::string_view name, std::string signature,
                       Invoker invoke) {
   Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   auto [it, inserted] = r.by_name.try_emplace(std::string(name));
   if (!inserted && it->second.invoke != invoke) {
     std::fprintf(stderr,
@@ -42,14 +43,14 @@ bool add_registration(std::uintptr_t key, std::string_view name, std::string sig
 
 const Registration* find_registration(std::uintptr_t key) {
   Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   auto it = r.by_key.find(key);
   return it == r.by_key.end() ? nullptr : it->second;
 }
 
 const Registration* find_registration(std::string_view name) {
   Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  base::MutexLock lock(r.mu);
   auto it = r.by_name.find(std::string(name));
   return it == r.by_name.end() ? nullptr : &it->second;
 }
