@@ -35,6 +35,29 @@ void close_server(detail::ServerState* srv) {
   detail::check_server_closed(srv);
 }
 
+// A failed accept, reported at most once a second (with how many were not), as Python's server
+// logs it and pauses: at the descriptor limit every new client fails one.
+void report_accept_failure(detail::ServerState* srv, int status) {
+  const std::int64_t now = detail::monotonic_ns();
+  if (now - srv->last_accept_report_ns < 1'000'000'000) {
+    ++srv->unreported_accept_failures;
+    return;
+  }
+  std::string what = "asyncio::Server: accepting a connection failed";
+  if (srv->unreported_accept_failures > 0) {
+    what += " (and " + std::to_string(srv->unreported_accept_failures) +
+            " more in the last second, not reported one by one)";
+  }
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    what +=
+        "; the process is out of file descriptors: the clients beyond the limit are closed at "
+        "once; raise the limit (ulimit -n) or serve fewer connections";
+  }
+  srv->last_accept_report_ns = now;
+  srv->unreported_accept_failures = 0;
+  srv->core->report(what, detail::uv_error(status, "accept"));
+}
+
 void on_connection(uv_stream_t* listener, int status) {
   auto* srv = static_cast<detail::ServerState*>(listener->data);
   if (status < 0) {
@@ -42,33 +65,19 @@ void on_connection(uv_stream_t* listener, int status) {
     // a descriptor it keeps in reserve, without calling here, so the loop does not spin on a
     // listener that stays readable; the connections already open go on, and accepting resumes
     // once descriptors are free (tests/integration/asyncio_emfile_test.cpp). What does reach
-    // here (the trick failing, other accept errors) is reported at most once a second.
-    const std::int64_t now = detail::monotonic_ns();
-    if (now - srv->last_accept_report_ns < 1'000'000'000) {
-      ++srv->unreported_accept_failures;
-      return;
-    }
-    std::string what = "asyncio::Server: accepting a connection failed";
-    if (srv->unreported_accept_failures > 0) {
-      what += " (and " + std::to_string(srv->unreported_accept_failures) +
-              " more in the last second, not reported one by one)";
-    }
-    if (status == UV_EMFILE || status == UV_ENFILE) {
-      what +=
-          "; the process is out of file descriptors: the clients beyond the limit are "
-          "closed at once; raise the limit (ulimit -n) or serve fewer connections";
-    }
-    srv->last_accept_report_ns = now;
-    srv->unreported_accept_failures = 0;
-    srv->core->report(what, detail::uv_error(status, "accept"));
+    // here (the trick failing, other accept errors) is reported.
+    report_accept_failure(srv, status);
     return;
   }
   StreamState* s = detail::new_stream(*srv->core, srv->options.limit);
   uv_tcp_init(listener->loop, &s->h.tcp);
   s->h.handle.data = s;
-  if (uv_accept(listener, s->stream()) != 0) {
+  if (const int rc = uv_accept(listener, s->stream()); rc != 0) {
     s->closing = true;
     detail::close_handle(s);
+    // libuv has closed that client's socket; the listener goes on (tests/faults/ checks that the
+    // next client is served).
+    report_accept_failure(srv, rc);
     return;
   }
   uv_tcp_nodelay(&s->h.tcp, 1);
@@ -119,7 +128,11 @@ Task<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
     std::uint16_t p = srv->addresses.empty() ? a.port : srv->addresses.front().port;
     detail::parse_numeric(a.host, p, &sa);
     auto* l = new uv_tcp_t;
-    uv_tcp_init_ex(uv, l, a.family);
+    if (const int rc = uv_tcp_init_ex(uv, l, a.family); rc < 0) {
+      delete l;  // never initialised: nothing for libuv to close (found by tests/faults/)
+      server.close();
+      detail::throw_uv(rc, "asyncio::start_server(): a socket for " + a.to_string());
+    }
     l->data = srv;
     ++srv->listeners_open;
     srv->listeners.push_back(l);

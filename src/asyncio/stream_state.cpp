@@ -153,7 +153,14 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
 
 void start_reading(StreamState* s) {
   if (s->reading || s->eof || s->closing || s->read_error) return;
-  if (uv_read_start(s->stream(), &on_alloc, &on_read) == 0) s->reading = true;
+  const int rc = uv_read_start(s->stream(), &on_alloc, &on_read);
+  if (rc == 0) {
+    s->reading = true;
+  } else {
+    // A read waiting for bytes that will never come would wait for ever: the connection fails
+    // with the error instead, which every read and drain() then reports (found by tests/faults/).
+    fail(s, rc);
+  }
 }
 
 void begin_reading(StreamState* s) {
@@ -249,7 +256,13 @@ void start_write(StreamState* s, std::string data, std::size_t offset) {
 void do_shutdown(StreamState* s) {
   s->eof_sent = true;
   auto* req = new uv_shutdown_t;
-  if (uv_shutdown(req, s->stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) delete req;
+  if (const int rc = uv_shutdown(req, s->stream(), [](uv_shutdown_t* r, int) { delete r; });
+      rc != 0) {
+    delete req;
+    // The peer would never see the end of the stream and could wait for it for ever: fail the
+    // connection instead, so both ends learn (found by tests/faults/).
+    fail(s, rc);
+  }
 }
 
 void fail(StreamState* s, int err) {

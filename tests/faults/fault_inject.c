@@ -4,11 +4,13 @@
 //
 //   CONCUR_FAULT=NAME:N:ACTION   the N-th call of NAME (fork, posix_spawn, socketpair, pipe2,
 //                                write, send, sendmsg, read, recv, recvmsg, poll, shm_open,
-//                                ftruncate, mmap, memfd_create, epoll_ctl) in this process does
-//                                ACTION instead: an errno name (EMFILE, EAGAIN, ENOMEM, ENOSPC,
-//                                EINTR, EPIPE), or "short" (write, send, sendmsg, read, recv,
-//                                recvmsg: move at most half the bytes). read and write fail only
-//                                on sockets and pipes.
+//                                ftruncate, mmap, memfd_create, epoll_ctl, and libuv's uv_* calls
+//                                that concur's asyncio makes and that can fail: see the end of
+//                                this file) in this process does ACTION instead: an errno name
+//                                (EMFILE, EAGAIN, ENOMEM, ENOSPC, EINTR, EPIPE), which a uv_*
+//                                call returns as libuv does (UV_E* = -errno), or "short" (write,
+//                                send, sendmsg, read, recv, recvmsg: move at most half the
+//                                bytes). read and write fail only on sockets and pipes.
 //   CONCUR_FAULT_FIRED=PATH      created when the fault fires, so the driver knows N was reached.
 //
 // Only the process that loaded the library first is affected: children it forks, and programs it
@@ -32,6 +34,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if CONCUR_FAULT_UV
+#include <uv.h>
+#endif
 
 static char fault_name[32];
 static long fault_at = 0;
@@ -45,8 +50,18 @@ static int errno_named(const char* name) {
   static const struct {
     const char* name;
     int value;
-  } known[] = {{"EMFILE", EMFILE}, {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM}, {"ENOSPC", ENOSPC},
-               {"EINTR", EINTR},   {"EPIPE", EPIPE},   {"EIO", EIO},       {"ENFILE", ENFILE}};
+  } known[] = {{"EMFILE", EMFILE},
+               {"EAGAIN", EAGAIN},
+               {"ENOMEM", ENOMEM},
+               {"ENOSPC", ENOSPC},
+               {"EINTR", EINTR},
+               {"EPIPE", EPIPE},
+               {"EIO", EIO},
+               {"ENFILE", ENFILE},
+               {"EINVAL", EINVAL},
+               {"EADDRINUSE", EADDRINUSE},
+               {"ECONNREFUSED", ECONNREFUSED},
+               {"ENOTCONN", ENOTCONN}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; ++i) {
     if (strcmp(known[i].name, name) == 0) return known[i].value;
   }
@@ -223,3 +238,111 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
   if (should_fail("epoll_ctl") && !fault_short) FAIL_WITH(-1);
   return REAL(epoll_ctl)(epfd, op, fd, event);
 }
+
+#if CONCUR_FAULT_UV
+// libuv: the calls concur's asyncio makes that can fail. Its calls into libuv go through the
+// dynamic linker, so a preloaded definition takes them; libuv's own system calls are also faulted
+// through the libc wrappers above (write, read, ...).
+// Only concur's calls are failed, not libuv's calls to its own functions (uv_loop_init makes
+// several): failing those tests libuv, whose answer to some is abort().
+static int called_from_libuv(const void* return_address) {
+  Dl_info info;
+  return dladdr(return_address, &info) != 0 && info.dli_fname != NULL &&
+         strstr(info.dli_fname, "libuv") != NULL;
+}
+
+#define UV_FAULT(name)                                                                         \
+  do {                                                                                         \
+    if (!called_from_libuv(__builtin_return_address(0)) && should_fail(#name) && !fault_short) \
+      return -fault_errno;                                                                     \
+  } while (0)
+
+int uv_loop_init(uv_loop_t* loop) {
+  UV_FAULT(uv_loop_init);
+  return REAL(uv_loop_init)(loop);
+}
+
+int uv_async_init(uv_loop_t* loop, uv_async_t* handle, uv_async_cb cb) {
+  UV_FAULT(uv_async_init);
+  return REAL(uv_async_init)(loop, handle, cb);
+}
+
+int uv_tcp_init_ex(uv_loop_t* loop, uv_tcp_t* handle, unsigned int flags) {
+  // Only where it can fail: with an address family it makes a socket. (uv_tcp_init calls it with
+  // AF_UNSPEC, often as a tail call that the check for libuv's own calls cannot see.)
+  if ((flags & 0xff) != AF_UNSPEC) UV_FAULT(uv_tcp_init_ex);
+  return REAL(uv_tcp_init_ex)(loop, handle, flags);
+}
+
+int uv_tcp_bind(uv_tcp_t* handle, const struct sockaddr* addr, unsigned int flags) {
+  UV_FAULT(uv_tcp_bind);
+  return REAL(uv_tcp_bind)(handle, addr, flags);
+}
+
+int uv_listen(uv_stream_t* stream, int backlog, uv_connection_cb cb) {
+  UV_FAULT(uv_listen);
+  return REAL(uv_listen)(stream, backlog, cb);
+}
+
+int uv_accept(uv_stream_t* server, uv_stream_t* client) {
+  // As libuv's own failure (uv__stream_open failing): the connection it had taken is closed;
+  // failing before that would leave libuv holding it, which a real failure never does.
+  if (!called_from_libuv(__builtin_return_address(0)) && should_fail("uv_accept") && !fault_short) {
+    if (server->accepted_fd >= 0) close(server->accepted_fd);
+    server->accepted_fd = -1;
+    return -fault_errno;
+  }
+  return REAL(uv_accept)(server, client);
+}
+
+int uv_tcp_connect(uv_connect_t* req, uv_tcp_t* handle, const struct sockaddr* addr,
+                   uv_connect_cb cb) {
+  UV_FAULT(uv_tcp_connect);
+  return REAL(uv_tcp_connect)(req, handle, addr, cb);
+}
+
+int uv_read_start(uv_stream_t* stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
+  UV_FAULT(uv_read_start);
+  return REAL(uv_read_start)(stream, alloc_cb, read_cb);
+}
+
+int uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t bufs[], unsigned int nbufs,
+             uv_write_cb cb) {
+  UV_FAULT(uv_write);
+  return REAL(uv_write)(req, handle, bufs, nbufs, cb);
+}
+
+int uv_try_write(uv_stream_t* handle, const uv_buf_t bufs[], unsigned int nbufs) {
+  UV_FAULT(uv_try_write);
+  return REAL(uv_try_write)(handle, bufs, nbufs);
+}
+
+int uv_shutdown(uv_shutdown_t* req, uv_stream_t* handle, uv_shutdown_cb cb) {
+  UV_FAULT(uv_shutdown);
+  return REAL(uv_shutdown)(req, handle, cb);
+}
+
+int uv_pipe(uv_file fds[2], int read_flags, int write_flags) {
+  UV_FAULT(uv_pipe);
+  return REAL(uv_pipe)(fds, read_flags, write_flags);
+}
+
+int uv_pipe_open(uv_pipe_t* handle, uv_file file) {
+  UV_FAULT(uv_pipe_open);
+  return REAL(uv_pipe_open)(handle, file);
+}
+
+int uv_spawn(uv_loop_t* loop, uv_process_t* handle, const uv_process_options_t* options) {
+  // As libuv's own failure: it initialises the handle (which must then be closed) before it can
+  // fail, so the real call is made, with a program that cannot run.
+  if (!called_from_libuv(__builtin_return_address(0)) && should_fail("uv_spawn") && !fault_short) {
+    uv_process_options_t doomed = *options;
+    char* const argv[] = {(char*)"/nonexistent/concur-fault", NULL};
+    doomed.file = argv[0];
+    doomed.args = (char**)argv;
+    int rc = REAL(uv_spawn)(loop, handle, &doomed);
+    return rc < 0 ? -fault_errno : rc;
+  }
+  return REAL(uv_spawn)(loop, handle, options);
+}
+#endif  // CONCUR_FAULT_UV

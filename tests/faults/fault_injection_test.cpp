@@ -1,4 +1,5 @@
-// Every system call concur's multiprocessing makes, failed in turn (SQLite's and libuv's way of
+// Every system call concur's multiprocessing makes, and every libuv call of its asyncio that can
+// fail, failed in turn (SQLite's and libuv's way of
 // proving error paths): for each scenario of fault_scenarios.cpp and each fault, the 1st, 2nd,
 // 3rd, ... call of that function fails (or moves only half its bytes, or is interrupted), until
 // the scenario no longer reaches an N-th call. Each run must end within its time limit, either
@@ -30,6 +31,7 @@ void PrintTo(const Fault& fault, std::ostream* out) {
   *out << fault.call << ":" << fault.action;
 }
 
+// The system calls of concur's multiprocessing, for its scenarios.
 const Fault kFaults[] = {
     {"fork", "EAGAIN"},   {"posix_spawn", "EAGAIN"},  {"socketpair", "EMFILE"},
     {"pipe2", "EMFILE"},  {"write", "short"},         {"write", "EINTR"},
@@ -43,6 +45,22 @@ const Fault kFaults[] = {
 const char* const kScenarios[] = {"pipe",          "shared_memory",      "process_fork",
                                   "process_spawn", "process_forkserver", "pool",
                                   "queue"};
+
+#if CONCUR_FAULT_ASYNCIO
+// asyncio's calls into libuv, failed as libuv reports errors (UV_E* = -errno). Its scenarios do
+// not get the system-call faults above: the first such calls are libuv's own (its process-wide
+// signal pipe, its epoll set), whose failures libuv answers with abort() by design; libuv's test
+// suite covers those.
+const Fault kLibuvFaults[] = {
+    {"uv_loop_init", "EMFILE"},         {"uv_async_init", "EMFILE"}, {"uv_tcp_init_ex", "EMFILE"},
+    {"uv_tcp_bind", "EADDRINUSE"},      {"uv_listen", "EADDRINUSE"}, {"uv_accept", "EMFILE"},
+    {"uv_tcp_connect", "ECONNREFUSED"}, {"uv_read_start", "ENOMEM"}, {"uv_write", "EPIPE"},
+    {"uv_try_write", "EPIPE"},          {"uv_shutdown", "ENOTCONN"}, {"uv_pipe", "EMFILE"},
+    {"uv_pipe_open", "EMFILE"},         {"uv_spawn", "EAGAIN"},
+};
+
+const char* const kAsyncioScenarios[] = {"asyncio_echo", "asyncio_subprocess"};
+#endif
 
 // The calls to fail: every one of the first few, then sparser (a scenario may make hundreds).
 const int kNth[] = {1, 2, 3, 4, 5, 6, 8, 11, 16, 23, 32, 64};
@@ -79,5 +97,12 @@ INSTANTIATE_TEST_SUITE_P(EverySyscall, FaultInjection,
                          ::testing::Combine(::testing::ValuesIn(kScenarios),
                                             ::testing::ValuesIn(kFaults)),
                          name_of);
+
+#if CONCUR_FAULT_ASYNCIO
+INSTANTIATE_TEST_SUITE_P(EveryLibuvCall, FaultInjection,
+                         ::testing::Combine(::testing::ValuesIn(kAsyncioScenarios),
+                                            ::testing::ValuesIn(kLibuvFaults)),
+                         name_of);
+#endif
 
 }  // namespace

@@ -28,6 +28,12 @@
 #include <thread>
 #include <vector>
 
+#if CONCUR_FAULT_ASYNCIO
+#include <uv.h>
+
+#include <concur/asyncio.hpp>
+#endif
+
 namespace mp = concur::multiprocessing;
 using namespace std::chrono_literals;
 
@@ -151,15 +157,125 @@ void queue() {
   }
 }
 
+#if CONCUR_FAULT_ASYNCIO
+namespace asyncio = concur::asyncio;
+
+// A scenario of asyncio that hangs is caught here, and reported as such (not as a clear error).
+struct Hung : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+T run_bounded(asyncio::EventLoop& loop, asyncio::Task<T> task) {
+  // What reaches the loop's handler (a failed accept, a handler's error) is not a failure of
+  // the scenario: it is printed, as Python's loop logs it.
+  loop.set_exception_handler([](const asyncio::ExceptionContext& context) {
+    std::fprintf(stderr, "reported: %s\n", context.message.c_str());
+  });
+  try {
+    return loop.run_until_complete(asyncio::wait_for(std::move(task), 20s));
+  } catch (const concur::TimeoutError&) {
+    throw Hung("the scenario hung for 20 s");
+  }
+}
+
+asyncio::Task<void> echo_handler(asyncio::StreamReader r, asyncio::StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(64 * 1024);
+    if (data.empty()) break;
+    w.write(std::move(data));
+    co_await w.drain();
+  }
+  w.close();
+  co_await w.wait_closed();
+}
+
+// One client's exchange: a small and a large message echoed, a half-close, the client closed.
+asyncio::Task<void> echo_exchange(std::uint16_t port) {
+  auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
+  const std::string big(300'000, 'y');
+  writer.write("hello\n");
+  writer.write(big);
+  co_await writer.drain();
+  writer.write_eof();
+  const std::string back = co_await reader.read(-1);
+  writer.close();
+  co_await writer.wait_closed();
+  // A write that failed on the server's side ends its connection: the echo may stop short, but
+  // what came back must be what was sent, from its start.
+  const std::string sent = "hello\n" + big;
+  if (back.size() > sent.size() || sent.compare(0, back.size(), back) != 0) {
+    throw std::runtime_error("wrong bytes echoed");
+  }
+}
+
+// A server on 127.0.0.1 (numeric, so no resolver thread) and a client. The fault fires once: if
+// it broke the first client's exchange, a second client must be served in full (a server does
+// not stop over one failed accept, read or write).
+asyncio::Task<void> echo_body() {
+  asyncio::Server server = co_await asyncio::start_server(echo_handler, "127.0.0.1", 0);
+  std::exception_ptr error;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      co_await echo_exchange(server.port());
+      error = nullptr;
+      break;
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  server.close();
+  co_await server.wait_closed();
+  if (error) std::rethrow_exception(error);
+}
+
+void asyncio_echo() {
+  asyncio::EventLoop loop;
+  run_bounded(loop, echo_body());
+}
+
+asyncio::Task<void> subprocess_body() {
+  asyncio::Process cat = co_await asyncio::create_subprocess_exec(
+      "/bin/cat", {}, {.stdin_mode = asyncio::Stdio::PIPE, .stdout_mode = asyncio::Stdio::PIPE});
+  const std::string input(200'000, 'z');
+  std::exception_ptr error;
+  try {
+    asyncio::CommunicateResult r = co_await cat.communicate(input);
+    // A failed write to stdin is dropped, as Python's communicate() drops BrokenPipeError: the
+    // output may stop short, but what came back must be the input's start.
+    if (input.compare(0, r.out.size(), r.out) != 0) {
+      throw std::runtime_error("cat gave back other bytes");
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    // A child outlives a failed communicate() (as in Python); a program that gives up on it
+    // stops it.
+    if (cat.returncode() == std::nullopt) {
+      cat.kill();
+      co_await cat.wait();
+    }
+    std::rethrow_exception(error);
+  }
+}
+
+void asyncio_subprocess() {
+  asyncio::EventLoop loop;
+  run_bounded(loop, subprocess_body());
+}
+#endif
+
 const std::map<std::string, std::function<void()>>& scenarios() {
-  static const std::map<std::string, std::function<void()>> all{
-      {"pipe", pipe_round_trip},
-      {"shared_memory", shared_memory},
-      {"process_fork", [] { process(mp::StartMethod::fork); }},
-      {"process_spawn", [] { process(mp::StartMethod::spawn); }},
-      {"process_forkserver", [] { process(mp::StartMethod::forkserver); }},
-      {"pool", pool},
-      {"queue", queue},
+  static const std::map<std::string, std::function<void()>> all {
+    {"pipe", pipe_round_trip}, {"shared_memory", shared_memory},
+        {"process_fork", [] { process(mp::StartMethod::fork); }},
+        {"process_spawn", [] { process(mp::StartMethod::spawn); }},
+        {"process_forkserver", [] { process(mp::StartMethod::forkserver); }}, {"pool", pool},
+        {"queue", queue},
+#if CONCUR_FAULT_ASYNCIO
+        {"asyncio_echo", asyncio_echo}, {"asyncio_subprocess", asyncio_subprocess},
+#endif
   };
   return all;
 }
@@ -178,10 +294,17 @@ int main(int argc, char** argv) {
   try {
     scenarios().at(name)();
   } catch (const std::exception& e) {
-    const bool clear = std::strncmp(e.what(), "concur", 6) == 0;
+    // concur's errors name the library ("concur...") or, in asyncio, the call ("asyncio::...").
+    const bool clear =
+        std::strncmp(e.what(), "concur", 6) == 0 || std::strncmp(e.what(), "asyncio::", 9) == 0;
     std::fprintf(stderr, "%s: %s\n", clear ? "clear error" : "UNCLEAR ERROR", e.what());
     if (!clear) status = 4;
   }
+#if CONCUR_FAULT_ASYNCIO
+  // libuv keeps process-wide state once a loop was made (a pipe for its signal handling, its
+  // thread pool): released here, so that what is left is concur's.
+  if (name.rfind("asyncio_", 0) == 0) uv_library_shutdown();
+#endif
   // Children and threads end asynchronously after their last use: give them a moment.
   Resources after = Resources::now();
   for (int i = 0; i < 100 && (after.children > before.children || after.threads > before.threads);
