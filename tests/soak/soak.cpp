@@ -1,16 +1,17 @@
 // concur-soak: every part of concur at once for a while, watching for drift (issue 19).
 //
-//   concur-soak [--seconds N] [--json FILE]       (default 20 s; docs/RELIABILITY.md has a long
-//   run)
+//   concur-soak [--seconds N] [--connections N] [--json FILE]   (default 20 s and 10,000
+//   connections; docs/RELIABILITY.md has a long run)
 //
 // Three loads run side by side until the time is up:
 //   - thread pool: 4 producer threads submit batches of tiny tasks to one pool of 4 workers, a
 //     random quarter of each batch cancelled;
 //   - process pool: batches on 2 worker processes, where about one task in 40 kills its own
 //     worker (SIGKILL), so the pool breaks and is replaced, as a program would;
-//   - asyncio: an echo server and clients that connect, echo a few messages and disconnect
-//     (churning connections, up to 200 open at once), a random fifth of them cancelled by a
-//     wait_for() that runs out.
+//   - asyncio: an echo server and clients that connect, echo a few messages and disconnect, in
+//     waves of --connections clients open at once (default 10,000, as issue 19 asks; fewer if
+//     the descriptor limit cannot be raised that far: two descriptors per connection, both ends
+//     being in this process), a random fifth of them cancelled by a wait_for() that runs out.
 // Every second it samples this process's resident memory, descriptors, threads and children.
 // It fails (exit 1, saying why) when a task is lost (every future must end as a value, an
 // exception or a cancellation), an echo comes back wrong, resident memory keeps growing (its
@@ -19,6 +20,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -212,13 +214,35 @@ asyncio::Task<void> one_client(std::uint16_t port, int id, Counts& c) {
   co_await writer.wait_closed();
 }
 
-asyncio::Task<void> asyncio_load(Clock::time_point end, Counts& c, long& connections) {
-  asyncio::Server server = co_await asyncio::start_server(echo, "127.0.0.1", 0);
+// How many clients a wave may open at once: `wanted`, or fewer if the descriptor limit cannot be
+// raised to hold them (raised as far as the hard limit allows).
+int wave_size(int wanted) {
+  constexpr rlim_t kSpare = 256;  // the rest of the program: pools, pipes, /proc reads
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::min(wanted, 200);
+  const rlim_t needed = 2 * static_cast<rlim_t>(wanted) + kSpare;
+  if (limit.rlim_cur < needed) {
+    // Past the hard limit only with the privilege to raise it (root); else up to it.
+    const rlimit raised{needed, std::max(needed, limit.rlim_max)};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      limit.rlim_cur = std::min(needed, limit.rlim_max);
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t fits = limit.rlim_cur > kSpare ? (limit.rlim_cur - kSpare) / 2 : 1;
+  return static_cast<int>(std::min<rlim_t>(static_cast<rlim_t>(wanted), fits));
+}
+
+asyncio::Task<void> asyncio_load(Clock::time_point end, Counts& c, long& connections, int wave_n) {
+  // A backlog for the whole wave: the clients connect at once.
+  asyncio::Server server =
+      co_await asyncio::start_server(echo, "127.0.0.1", 0, {.backlog = std::max(511, wave_n)});
   std::mt19937 rng(7);
   int id = 0;
   while (Clock::now() < end) {
     std::vector<asyncio::Task<void>> wave;
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < wave_n; ++i) {
       // A fifth get a deadline too short to finish: cancelled mid-connect or mid-echo.
       const auto limit = rng() % 5 == 0 ? std::chrono::microseconds(rng() % 500)
                                         : std::chrono::microseconds(10'000'000);
@@ -247,11 +271,16 @@ asyncio::Task<void> asyncio_load(Clock::time_point end, Counts& c, long& connect
 int main(int argc, char** argv) {
   concur::multiprocessing::main_guard(argc, argv);
   double seconds = 20;
+  int connections_wanted = 10'000;
   std::string json;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--seconds") seconds = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--json") json = argv[i + 1];
+    if (std::string(argv[i]) == "--connections") connections_wanted = std::atoi(argv[i + 1]);
   }
+  const int wave_n = wave_size(std::max(1, connections_wanted));
+  std::printf("asyncio: waves of %d connections open at once%s\n", wave_n,
+              wave_n < connections_wanted ? " (the descriptor limit allows no more)" : "");
   {  // What lasts by design starts first, so that only leftovers of the loads count: the
      // forkserver (a child and its channel) and libuv's process-wide descriptors.
     concur::ProcessPoolExecutor warm(1);
@@ -284,8 +313,9 @@ int main(int argc, char** argv) {
     std::mt19937 rng(2);
     process_pool_load(end, procs_c, pools, rng);
   });
-  std::thread t3(
-      [&] { asyncio::run(asyncio_load(end, aio_c, connections), {.handle_sigint = false}); });
+  std::thread t3([&] {
+    asyncio::run(asyncio_load(end, aio_c, connections, wave_n), {.handle_sigint = false});
+  });
   std::vector<Sample> samples;
   while (Clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
