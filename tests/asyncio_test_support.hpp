@@ -49,7 +49,7 @@ class AsyncioTest : public ::testing::Test {
   // TimeoutError instead of hanging until CTest's timeout.
   template <class T>
   T run(asyncio::Task<T> task) {
-    if (guard) return loop.run_until_complete(asyncio::wait_for(std::move(task), *guard));
+    if (run_guard) return loop.run_until_complete(asyncio::wait_for(std::move(task), *run_guard));
     return loop.run_until_complete(std::move(task));
   }
   // (Re)installs the handler that records reports, for a test that installed its own.
@@ -60,7 +60,7 @@ class AsyncioTest : public ::testing::Test {
   // Returns (and forgets) what was reported, for a test that provoked a report.
   std::vector<std::string> take_reports() { return std::exchange(reports, {}); }
 
-  std::optional<std::chrono::nanoseconds> guard;
+  std::optional<std::chrono::nanoseconds> run_guard;
   std::int64_t frames_before_ = asyncio::detail::live_frames();
   std::vector<std::string> reports;
   asyncio::EventLoop loop;

@@ -39,7 +39,7 @@ constexpr auto kBound = 60s;
 
 class DatagramTest : public concur::testing::AsyncioTest {
  protected:
-  DatagramTest() { guard = kBound; }
+  DatagramTest() { run_guard = kBound; }
 };
 
 // Echoes `count` datagrams back to their senders.

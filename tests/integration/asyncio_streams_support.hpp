@@ -92,7 +92,7 @@ class StreamsTest : public concur::testing::AsyncioTest {
   // The guard turns a hang into a failure. (It also catches a loop that sleeps past its timers:
   // libuv's UV_RUN_ONCE once did, see poll_once in src/asyncio/loop.cpp; every test here sleeps
   // with sockets open.)
-  StreamsTest() { guard = kGuard; }
+  StreamsTest() { run_guard = kGuard; }
   // The fds open once the loop has made its first stream (libuv then opens a spare fd per loop,
   // for running out of fds in accept()): the baseline of the fd-leak checks.
   std::size_t fd_baseline();

@@ -85,7 +85,7 @@ int count_fds() {
 
 class SubprocessTest : public concur::testing::AsyncioTest {
  protected:
-  SubprocessTest() { guard = kBound; }
+  SubprocessTest() { run_guard = kBound; }
 };
 
 // The errno of the OSError `task` throws (0 if none).
