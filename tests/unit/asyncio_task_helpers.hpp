@@ -1,15 +1,22 @@
-// Coroutines and types shared by the asyncio task tests (asyncio_task_test.cpp,
+// Coroutines, types and names shared by the asyncio task tests (asyncio_task_test.cpp,
 // asyncio_gather_test.cpp, asyncio_wait_as_completed_test.cpp, asyncio_shield_test.cpp,
 // asyncio_timeout_test.cpp, asyncio_wait_for_test.cpp, asyncio_taskgroup_basic_test.cpp).
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
+#include "test_support.hpp"
 
 namespace concur::testing::task_helpers {
 
@@ -17,6 +24,17 @@ using namespace std::chrono_literals;
 namespace asyncio = concur::asyncio;
 using asyncio::Task;
 using concur::CancelledError;
+using concur::ExceptionGroup;
+using concur::InvalidStateError;
+using concur::ReturnWhen;
+using concur::RuntimeError;
+using concur::TimeoutError;
+using Clock = std::chrono::steady_clock;
+using concur::testing::AsyncioTest;
+using concur::testing::contains;
+using concur::testing::count_in;
+using concur::testing::is_a;
+using concur::testing::turns;
 
 // Long enough that a test that waits for it to pass has failed; the tests only ever wait for it
 // to be interrupted, and check that it was with a generous ratio.

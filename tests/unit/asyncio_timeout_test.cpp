@@ -2,40 +2,11 @@
 // rescheduling, carried over from CPython's Lib/test/test_asyncio/test_timeouts.py.
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <stdexcept>
-#include <string>
-#include <tuple>
-#include <utility>
-#include <variant>
-#include <vector>
-
 #include "asyncio_task_helpers.hpp"
-#include "asyncio_test_support.hpp"
-#include "concur/asyncio.hpp"
-#include "test_support.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
 using namespace concur::testing::task_helpers;
-namespace asyncio = concur::asyncio;
-using asyncio::Task;
-using concur::CancelledError;
-using concur::ExceptionGroup;
-using concur::InvalidStateError;
-using concur::ReturnWhen;
-using concur::RuntimeError;
-using concur::TimeoutError;
-using Clock = std::chrono::steady_clock;
-using concur::testing::AsyncioTest;
-using concur::testing::contains;
-using concur::testing::count_in;
-using concur::testing::is_a;
-using concur::testing::turns;
 
 // ---------------------------------------------------------------------------------------------
 // timeout / timeout_at
