@@ -407,11 +407,15 @@ TEST(ThreadPoolShutdown, ThreadNamesUseThePrefix) {
       release.wait();
     }));
   }
-  ASSERT_TRUE(eventually([&] {
+  const bool all_started = eventually([&] {
     std::lock_guard<std::mutex> lock(mu);
     return names.size() == 5;
-  }));
+  });
+  // Released before asserting: an early return would destroy `release`
+  // while the pool's tasks still wait on it.
   release.set();
+  for (auto& f : futures) f.result();
+  ASSERT_TRUE(all_started);
   for (const auto& n : names) EXPECT_TRUE(is_worker_name(n, "SpecialPool", 5)) << n;
 }
 
