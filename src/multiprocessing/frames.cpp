@@ -30,7 +30,11 @@ bool wait_for(int fd, short events, const Deadline& deadline) {
       if (deadline && Clock::now() >= *deadline) return false;
       continue;
     }
-    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (errno != EINTR) {
+      throw OSError(errno,
+                    "concur::multiprocessing: waiting on a channel (poll) failed; is the "
+                    "descriptor still open?");
+    }
   }
 }
 
@@ -138,7 +142,9 @@ void send_all(int fd, std::string_view bytes, const std::vector<int>& fds,
       }
       if (errno == EPIPE) throw EOFError("concur::multiprocessing: the other end is closed");
     }
-    throw std::system_error(errno, std::generic_category(), "concur::multiprocessing: send");
+    throw OSError(errno,
+                  "concur::multiprocessing: sending on a channel failed (out of memory, or "
+                  "a descriptor closed under it?)");
   }
 }
 
@@ -229,6 +235,10 @@ bool FrameDecoder::read_available(int fd) {
       }
       if (direct) {
         big_filled_ += static_cast<std::size_t>(n);
+        // A big frame just completed: hand it over before reading on. Reading on could meet the
+        // end of the stream (a sender that closed after its last frame), and end of file with a
+        // complete frame still held here must not look like a message cut in the middle.
+        if (big_filled_ == big_length_) return true;
       } else {
         buffer_.append(chunk, static_cast<std::size_t>(n));
       }
@@ -239,7 +249,9 @@ bool FrameDecoder::read_available(int fd) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
     if (errno == ECONNRESET) return false;
-    throw std::system_error(errno, std::generic_category(), "concur::multiprocessing: receive");
+    throw OSError(errno,
+                  "concur::multiprocessing: receiving on a channel failed (a descriptor "
+                  "closed under it?)");
   }
 }
 
@@ -288,6 +300,8 @@ std::optional<Frame> receive_frame(int fd, FrameDecoder& decoder, const Deadline
       throw TimeoutError("concur::multiprocessing: no message arrived within the timeout");
     }
     if (!decoder.read_available(fd)) {
+      // The end of the stream: what arrived before it may still hold whole frames.
+      if (auto frame = decoder.next()) return frame;
       if (decoder.has_buffered_bytes()) {
         throw EOFError(
             "concur::multiprocessing: the other process closed the connection in the "

@@ -455,6 +455,21 @@ TEST(Connection, ALargeFrameCutShortIsAnEOFError) {
   writer.join();
 }
 
+// A sender that sends one large message and closes at once (a parent handing a child its
+// arguments): the reader finds the whole message and then the end of the stream in the same
+// read. That is a complete message, not one cut short (found by the lab's process-memory
+// experiment: a spawned child given a 64 MiB argument failed about one run in three).
+TEST(Connection, ALargeMessageFollowedByTheEndOfTheStreamArrivesWhole) {
+  for (const std::size_t size : {std::size_t{1} << 16, std::size_t{100'000}}) {
+    auto [a, b] = mp::Pipe();
+    const std::string sent(size, 'q');
+    a.send(sent, 30s);  // fits in the socket's buffer: sent whole before anyone reads
+    a.close();
+    EXPECT_EQ(b.recv<std::string>(30s), sent) << size << " bytes";
+    EXPECT_THROW(b.recv<std::string>(30s), concur::EOFError);
+  }
+}
+
 TEST(Connection, AConnectionCannotBeEncodedToPlainBytes) {
   auto [a, b] = mp::Pipe();
   EXPECT_THROW_MSG(mp::serialize(a), concur::TypeError, "can be sent only to another process");

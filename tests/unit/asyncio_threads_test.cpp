@@ -113,13 +113,18 @@ TEST_F(ThreadsTest, ManyCallsAtOnce) {
 
 TEST_F(ThreadsTest, CancelWhileWaitingRaisesAtOnce) {
   concur::testing::Event release;
+  std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
   auto main_task = [&]() -> Task<void> {
     Task<void> t = asyncio::create_task(asyncio::to_thread([&] {
+      started = true;
       release.wait_for(20s);
       finished = true;
     }));
-    co_await asyncio::sleep(1ms);
+    // Cancelled while the function runs (a call still queued would be cancelled for good and
+    // never run: CancellingAQueuedCallMeansItNeverRuns). A fixed sleep was not enough on a
+    // loaded machine.
+    while (!started.load()) co_await asyncio::sleep(1ms);
     t.cancel();
     EXPECT_THROW(co_await t, CancelledError);
     EXPECT_FALSE(finished.load()) << "the task did not wait for the function";
