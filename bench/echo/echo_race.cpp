@@ -20,6 +20,7 @@
 // any program that takes "--port 0" and prints "PORT <n>" first, e.g.
 //   echo_race --server concur=build/release/bench/concur_echo
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -30,6 +31,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -40,7 +42,7 @@
 #include <string>
 #include <vector>
 
-#include "child.hpp"
+#include "child_process.hpp"
 #include "common/format.hpp"
 #include "machine.hpp"
 #include "python.hpp"
@@ -52,7 +54,8 @@ using Clock = std::chrono::steady_clock;
 using concur::bench::format_bytes;
 using concur::bench::format_number;
 using concur::bench::format_times;
-using concur::bench::echo::Child;
+using Child = concur::support::ChildProcess;
+using concur::support::find_program;
 using concur::support::median_of;
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -64,8 +67,27 @@ constexpr auto kStopGrace = 2s;
 
 struct Interrupted {};
 
+// SIGINT and SIGTERM only set a flag, so that echo_race stops its children before it exits (they
+// would die with it anyway: ChildProcess sets PR_SET_PDEATHSIG). SIGPIPE is ignored: a child that
+// stopped reading its stdin must not kill the race.
+volatile std::sig_atomic_t g_interrupted = 0;
+
+extern "C" void on_interrupt(int) {
+  g_interrupted = 1;
+}
+
+void install_interrupt_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: poll() must return so that the flag is seen
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
 void check_interrupt() {
-  if (concur::bench::echo::interrupted()) throw Interrupted{};
+  if (g_interrupted != 0) throw Interrupted{};
 }
 
 struct Scenario {
@@ -184,7 +206,7 @@ Pinning detect_pinning() {
       !CPU_ISSET(1, &allowed)) {
     return {std::nullopt, "unpinned: CPUs 0 and 1 are not both available"};
   }
-  auto taskset = concur::bench::echo::find_program("taskset");
+  auto taskset = find_program("taskset");
   if (!taskset) return {std::nullopt, "unpinned: taskset (util-linux) not found"};
   return {taskset, "server pinned to CPU 0, client to CPU 1 (taskset)"};
 }
@@ -397,7 +419,10 @@ Outcome run_once(const ServerSpec& spec, const Scenario& sc, const Settings& s,
   argv.insert(argv.end(), {"--port", "0"});
   std::optional<Child> server;
   try {
-    server.emplace(pinned(pin, 0, argv), false);
+    if (!find_program(argv[0])) {
+      return {Status::skipped, "cannot find the program " + argv[0]};
+    }
+    server.emplace(pinned(pin, 0, argv), Child::Stdin::null, Child::Stderr::pipe);
   } catch (const std::runtime_error& e) {
     return {Status::skipped, e.what()};
   }
@@ -406,7 +431,8 @@ Outcome run_once(const ServerSpec& spec, const Scenario& sc, const Settings& s,
   if (!port) return {Status::skipped, why_not};
   try {
     const double rss_start = rss_bytes(server->pid());
-    Child client(pinned(pin, 1, client_argv(s, sc, *port)), true);
+    Child client(pinned(pin, 1, client_argv(s, sc, *port)), Child::Stdin::pipe,
+                 Child::Stderr::pipe);
     Outcome outcome = drive_client(*server, client, sc, s, rss_start);
     client.stop(kStopGrace);
     bool killed = false;
@@ -619,7 +645,7 @@ void resolve(Settings& s) {
   if (s.warmup < 0) s.warmup = s.quick ? 1 : 2;
   if (s.run_timeout <= 0) s.run_timeout = s.connect_timeout + s.warmup + s.seconds + 45;
   if (s.client.empty()) s.client = executable_dir() + "/echo_client";
-  if (!concur::bench::echo::find_program(s.client)) {
+  if (!find_program(s.client)) {
     throw std::invalid_argument("no echo_client at " + s.client + " (build it, or pass --client)");
   }
   if (s.scenario_args.empty()) {
@@ -657,7 +683,7 @@ int main(int argc, char** argv) {
   CLI::App app{"TCP echo servers raced on server CPU time per request (bench/echo/echo_race.cpp)"};
   add_options(app, s);
   CLI11_PARSE(app, argc, argv);
-  concur::bench::echo::install_interrupt_handlers();
+  install_interrupt_handlers();
   raise_fd_limit();
   try {
     resolve(s);

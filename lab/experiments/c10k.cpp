@@ -218,7 +218,7 @@ ServerRun measure_server(std::string who, std::string bar, const std::vector<std
   run.result = nlohmann::json::parse(result->substr(7));
   report.check(run.result.at("mismatches").get<long>() == 0,
                run.who + ": every echo equals what was sent");
-  if (!client.wait_exit(std::chrono::seconds(10))) {
+  if (!client.wait_for(std::chrono::seconds(10))) {
     report.note(run.who + ": the client process did not exit by itself; it was stopped");
   }
   return run;
