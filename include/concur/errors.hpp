@@ -6,6 +6,8 @@
 //   TimeoutError            TimeoutError                                 a timeout passes first
 //   InvalidStateError       concurrent.futures.InvalidStateError         set twice; not done yet
 //   RuntimeError            RuntimeError                                 submit() after shutdown()
+//   AssertionError          AssertionError                               start() twice, join() unstarted
+//   ValueError              ValueError                                   a bounded semaphore over-released
 //   BrokenExecutor          concurrent.futures.BrokenExecutor            the pool can run no more
 //   BrokenThreadPool        concurrent.futures.thread.BrokenThreadPool   a worker initializer failed
 //   BrokenProcessPool       concurrent.futures.process.BrokenProcessPool a worker process died
@@ -61,6 +63,18 @@ class InvalidStateError : public std::logic_error {
 class RuntimeError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A call in the wrong order (Python's multiprocessing asserts these). A std::logic_error: a bug in
+// the calling program, not a condition to handle.
+class AssertionError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+class ValueError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
 };
 
 class BrokenExecutor : public std::runtime_error {

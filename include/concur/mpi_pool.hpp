@@ -6,7 +6,7 @@
 // program switches executor in one line. The workers are the other ranks of an MPI job:
 //
 //   (a) mpiexec -n N ./app        rank 0 runs main(); ranks 1..N-1 serve as workers
-//   (b) ./app  (a job of one)     the pool starts max_workers (default: one per core) workers
+//   (b) ./app  (a job of one)     the pool starts max_workers (default: one per usable CPU) workers
 //                                 running ./app with MPI_Comm_spawn, and ends them when it ends
 //
 // as mpi4py.futures does (`mpiexec -n N python -m mpi4py.futures app.py`, and MPIPoolExecutor's
@@ -122,7 +122,7 @@ class MpiPoolCore;
 }
 
 struct MpiPoolOptions {
-  // Worker ranks to use (default: all of them, size() - 1; in mode (b), one per core).
+  // Worker ranks to use (default: all of them, size() - 1; in mode (b), one per usable CPU).
   std::optional<std::size_t> max_workers = std::nullopt;
   // The most tasks a worker rank may have outstanding; the window adapts below it.
   std::size_t max_in_flight = 256;

@@ -72,7 +72,8 @@ class ProcessPoolCore;
 enum class WorkerDeath { break_pool, replace };
 
 struct ProcessPoolOptions {
-  std::optional<std::size_t> max_workers = std::nullopt;  // default: the number of cores
+  std::optional<std::size_t> max_workers = std::nullopt;  // default: the CPUs this process may use
+                                                          // (affinity), as Python 3.13
   std::optional<multiprocessing::StartMethod> start_method = std::nullopt;
   // Built with multiprocessing::make_call(init_fn, args...); runs first in every worker.
   std::optional<multiprocessing::Call> initializer = std::nullopt;

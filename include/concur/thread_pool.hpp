@@ -57,7 +57,8 @@ class Scheduler;
 }
 
 struct ThreadPoolOptions {
-  // Unset: min(32, cores + 4), Python's default. Zero is an error.
+  // Unset: min(32, usable CPUs + 4), Python 3.13's default (usable: the
+  // process's affinity mask, so `taskset -c 0` gives 5). Zero is an error.
   std::optional<std::size_t> max_workers = std::nullopt;
   // Unset or empty: "ThreadPoolExecutor-<k>" with k counting pools in this process.
   std::string thread_name_prefix = {};

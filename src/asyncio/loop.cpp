@@ -18,6 +18,7 @@
 #include "concur/base/mutex.hpp"
 #include "concur/thread_pool.hpp"
 #include "describe_exception.hpp"
+#include "platform/signals.hpp"
 
 namespace concur::asyncio {
 
@@ -177,11 +178,7 @@ void detail::LoopCore::report(const std::string& message, std::exception_ptr err
 }
 
 void detail::ignore_default_sigpipe() {
-  struct sigaction current {};
-  if (sigaction(SIGPIPE, nullptr, &current) != 0) return;
-  if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
-    std::signal(SIGPIPE, SIG_IGN);
-  }
+  platform::ignore_sigpipe_unless_handled();
 }
 
 EventLoop::EventLoop(LoopOptions options) : impl_(std::make_unique<Impl>()) {
@@ -473,8 +470,7 @@ bool EventLoop::remove_signal_handler(int signum) {
 ThreadPoolExecutor& EventLoop::default_executor() {
   require_open(*impl_, "EventLoop::default_executor()");
   if (!impl_->executor) {
-    std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-    impl_->executor = std::make_unique<ThreadPoolExecutor>(std::min<std::size_t>(32, cores + 4));
+    impl_->executor = std::make_unique<ThreadPoolExecutor>();  // Python's default size
   }
   return *impl_->executor;
 }

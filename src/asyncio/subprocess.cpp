@@ -18,6 +18,7 @@
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/tasks.hpp"
+#include "platform/process.hpp"
 
 namespace concur::asyncio {
 
@@ -52,12 +53,7 @@ namespace {
 // A detached child (see ProcessState::detached) is nobody's to reap but ours: poll it.
 void poll_detached(ProcessState* s) {
   if (s->returncode || !s->detached()) return;
-  int status = 0;
-  pid_t r;
-  do {
-    r = waitpid(s->pid, &status, WNOHANG);
-  } while (r < 0 && errno == EINTR);
-  if (r == s->pid) s->returncode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+  if (auto code = platform::try_reap(s->pid)) s->returncode = *code;
 }
 
 // The states whose last handle went while their child ran, per thread (a loop's thread). Their

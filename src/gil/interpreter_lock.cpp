@@ -22,6 +22,8 @@
 #include "concur/gil.hpp"
 #include "describe_exception.hpp"
 #include "gil/histogram.hpp"
+#include "platform/process.hpp"
+#include "platform/threads.hpp"
 
 namespace concur {
 
@@ -57,10 +59,7 @@ std::atomic<std::uint64_t> g_next_core_id{1};
 // The CPUs this process may run on (its affinity mask): with one, a spinning thread only delays
 // the thread it waits for, so the lock never spins.
 int cpus_allowed() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
-  return CPU_COUNT(&set);
+  return static_cast<int>(platform::usable_cpu_count());
 }
 
 // How long a spinning hand-off waits before it parks on the condition variable: a little longer
@@ -236,8 +235,9 @@ void after_fork_in_child() {
 
 void register_core(GilCore* core) {
   static std::once_flag atfork_once;
-  std::call_once(atfork_once,
-                 [] { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); });
+  std::call_once(atfork_once, [] {
+    platform::on_every_fork(before_fork, after_fork_in_parent, after_fork_in_child);
+  });
   base::MutexLock lock(registry_mutex());
   registry().insert(core);
 }

@@ -16,6 +16,7 @@
 #include "concur/mpi_pool.hpp"
 #include "mpi/runtime.hpp"
 #include "multiprocessing/task_message.hpp"
+#include "platform/threads.hpp"
 
 namespace concur {
 
@@ -160,8 +161,7 @@ void MpiPoolCore::use_ranks(const MpiPoolOptions& options) {
 // Mode (b): a job of one (a program started alone) spawns its workers, ranks 0..n-1 of the
 // intercommunicator's remote group.
 void MpiPoolCore::start_spawned(const MpiPoolOptions& options) {
-  const std::size_t n =
-      options.max_workers.value_or(std::max(1u, std::thread::hardware_concurrency()));
+  const std::size_t n = options.max_workers.value_or(platform::usable_cpu_count());
   mpi::detail::claim_workers();
   try {
     comm_ = mpi::detail::spawn_workers(static_cast<int>(n), options.spawn_oversubscribe);

@@ -12,6 +12,7 @@
 #include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/mpi_pool.hpp"
+#include "platform/process.hpp"
 
 namespace concur::mpi {
 
@@ -95,12 +96,10 @@ int receive_bytes(MPI_Comm comm, int source, int tag, std::string& out, MPI_Stat
 }
 
 MPI_Comm spawn_workers(int n, bool oversubscribe) {
-  char exe[4096];
-  const ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (length <= 0) {
+  std::string exe = platform::this_program_path();
+  if (exe.empty()) {
     throw RuntimeError("concur::MpiPoolExecutor: cannot find this program's path to spawn workers");
   }
-  exe[length] = '\0';
   MPI_Info info = MPI_INFO_NULL;
   if (oversubscribe) {
     MPI_Info_create(&info);
@@ -110,7 +109,7 @@ MPI_Comm spawn_workers(int n, bool oversubscribe) {
   MPI_Comm inter = MPI_COMM_NULL;
   std::vector<int> errors(static_cast<std::size_t>(n), MPI_SUCCESS);
   const int rc =
-      MPI_Comm_spawn(exe, MPI_ARGV_NULL, n, info, 0, MPI_COMM_SELF, &inter, errors.data());
+      MPI_Comm_spawn(exe.data(), MPI_ARGV_NULL, n, info, 0, MPI_COMM_SELF, &inter, errors.data());
   if (info != MPI_INFO_NULL) MPI_Info_free(&info);
   if (rc != MPI_SUCCESS) {
     throw RuntimeError(

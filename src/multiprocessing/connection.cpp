@@ -12,6 +12,7 @@
 
 #include "concur/errors.hpp"
 #include "multiprocessing/frames.hpp"
+#include "platform/descriptors.hpp"
 
 namespace concur::multiprocessing {
 
@@ -214,13 +215,17 @@ std::vector<std::size_t> wait(const std::vector<Waitable>& objects,
 std::pair<Connection, Connection> Pipe(bool duplex) {
   int fds[2];
   if (duplex) {
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-      throw std::system_error(errno, std::generic_category(), "concur::multiprocessing::Pipe");
+    if (!platform::stream_socket_pair(fds)) {
+      throw OSError(errno,
+                    "concur::multiprocessing::Pipe(duplex=true): no socket pair could be made "
+                    "(out of descriptors? close some, or raise `ulimit -n`)");
     }
     return {Connection(fds[0]), Connection(fds[1])};
   }
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    throw std::system_error(errno, std::generic_category(), "concur::multiprocessing::Pipe");
+  if (!platform::pipe_pair(fds)) {
+    throw OSError(errno,
+                  "concur::multiprocessing::Pipe(duplex=false): no pipe could be made (out of "
+                  "descriptors? close some, or raise `ulimit -n`)");
   }
   return {Connection(fds[0], true, false), Connection(fds[1], false, true)};
 }

@@ -1,13 +1,8 @@
 #include "multiprocessing/launcher.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,8 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -26,6 +19,9 @@
 #include "concur/errors.hpp"
 #include "concur/multiprocessing/main_guard.hpp"
 #include "multiprocessing/root.hpp"
+#include "platform/descriptors.hpp"
+#include "platform/process.hpp"
+#include "platform/signals.hpp"
 
 extern char** environ;
 
@@ -41,28 +37,8 @@ Lineage g_lineage;       // written only while this process is single-threaded (
 base::Mutex g_spawn_mu;  // one spawn at a time: the inherited descriptor must reach one child only
 
 [[noreturn]] void fail(const char* call) {
-  throw std::system_error(errno, std::generic_category(),
-                          std::string("concur::multiprocessing: ") + call);
-}
-
-int exitcode_of(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return 255;
-}
-
-std::vector<std::string> own_argv() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> argv;
-  for (std::size_t start = 0; start < all.size();) {
-    const std::size_t end = all.find('\0', start);
-    argv.push_back(all.substr(start, end - start));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  if (argv.empty()) argv.emplace_back("concur-child");
-  return argv;
+  throw OSError(errno, std::string("concur::multiprocessing: starting a process failed (") + call +
+                           "); out of descriptors, memory or process slots? Free some and retry");
 }
 
 // Starts a fresh run of this program with `variable`=<fd>, `fd` inherited by it alone.
@@ -82,12 +58,12 @@ pid_t exec_self(const char* variable, int fd) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = own_argv();
+  std::vector<std::string> argv_strings = platform::this_program_arguments();
   std::vector<char*> argv;
   for (auto& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data());
+  const int rc = platform::spawn_this_program(argv.data(), envp.data(), pid);
   close(inherited);
   if (rc != 0) {
     errno = rc;
@@ -98,7 +74,7 @@ pid_t exec_self(const char* variable, int fd) {
 
 std::pair<int, int> socket_pair() {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) fail("socketpair");
+  if (!platform::stream_socket_pair(sv)) fail("socketpair");
   return {sv[0], sv[1]};
 }
 
@@ -123,7 +99,7 @@ class ForkServer {
     for (int attempt = 0;; ++attempt) {
       start_if_needed();
       int status[2];
-      if (pipe2(status, O_CLOEXEC) != 0) fail("pipe");
+      if (!platform::pipe_pair(status)) fail("pipe");
       std::string request;
       append_frame(request, kControl, 0, "fork", 2);
       try {
@@ -197,8 +173,8 @@ class ForkServer {
     control_ = -1;
     decoder_ = std::make_unique<FrameDecoder>();  // nothing half-read from the old server stays
     if (server_pid_ > 0) {
-      ::kill(server_pid_, SIGKILL);
-      waitpid(server_pid_, nullptr, 0);
+      platform::send_signal(server_pid_, SIGKILL);
+      platform::reap(server_pid_);
       server_pid_ = 0;
     }
   }
@@ -214,41 +190,21 @@ ForkServer& forkserver() {
   return *server;
 }
 
-int g_sigchld_pipe[2] = {-1, -1};
-
-void on_sigchld(int) {
-  const int saved = errno;
-  const char byte = 1;
-  [[maybe_unused]] const ssize_t n = write(g_sigchld_pipe[1], &byte, 1);
-  errno = saved;
-}
-
 [[noreturn]] void run_forkserver(int control) {
   g_is_child = true;
-  // A Ctrl-C meant for the program must not kill the server mid-fork. Blocked, not ignored: a
-  // forked child inherits the mask, so a SIGINT sent to it (Process::interrupt()) before it has
-  // restored the default waits for that instead of being lost.
-  sigset_t sigint;
-  sigemptyset(&sigint);
-  sigaddset(&sigint, SIGINT);
-  sigprocmask(SIG_BLOCK, &sigint, nullptr);
-  if (pipe2(g_sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0) std::_Exit(1);
-  struct sigaction sa {};
-  sa.sa_handler = on_sigchld;
-  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-  sigaction(SIGCHLD, &sa, nullptr);
+  // A Ctrl-C meant for the program must not kill the server mid-fork (Process::interrupt() of a
+  // child still reaches it: see block_interrupts()).
+  platform::block_interrupts();
+  const int child_exits = platform::watch_child_exits();
+  if (child_exits < 0) std::_Exit(1);
   FrameDecoder decoder;
   std::vector<std::pair<pid_t, int>> children;  // pid, status fd
   for (;;) {
-    pollfd fds[2] = {{control, POLLIN, 0}, {g_sigchld_pipe[0], POLLIN, 0}};
+    pollfd fds[2] = {{control, POLLIN, 0}, {child_exits, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0 && errno != EINTR) std::_Exit(1);
     if (fds[1].revents & POLLIN) {
-      char drain[64];
-      while (read(g_sigchld_pipe[0], drain, sizeof drain) > 0) {
-      }
-      int status = 0;
-      pid_t pid = 0;
-      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      platform::reap_ended_children([&](pid_t pid, int status) {
+        // The wait status goes to the parent's ChildWatch, which holds the other end.
         for (auto it = children.begin(); it != children.end(); ++it) {
           if (it->first != pid) continue;
           while (write(it->second, &status, sizeof status) < 0 && errno == EINTR) {
@@ -257,7 +213,7 @@ void on_sigchld(int) {
           children.erase(it);
           break;
         }
-      }
+      });
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
     if (!decoder.read_available(control)) std::_Exit(0);  // the program ended
@@ -265,14 +221,10 @@ void on_sigchld(int) {
       if (request->fds.size() != 2) std::_Exit(1);
       const int channel = request->fds[0];
       const int status_fd = request->fds[1];
-      const pid_t pid = fork();
+      const pid_t pid = platform::fork_process();
       if (pid == 0) {
         close(control);
-        close(g_sigchld_pipe[0]);
-        close(g_sigchld_pipe[1]);
-        signal(SIGCHLD, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        sigprocmask(SIG_UNBLOCK, &sigint, nullptr);
+        platform::reset_signals_in_forked_child();
         for (auto& [other, fd] : children) close(fd);
         close(status_fd);
         run_child(channel, false);
@@ -299,7 +251,7 @@ void on_sigchld(int) {
 ChildWatch ChildWatch::direct(pid_t pid) {
   ChildWatch w;
   w.pid_ = pid;
-  w.fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  w.fd_ = platform::open_exit_handle(pid);
   w.direct_ = true;
   return w;
 }
@@ -340,26 +292,17 @@ bool ChildWatch::wait(const Deadline& deadline) {
     if (fd_ >= 0) {
       if (!wait_readable(fd_, deadline)) return false;
     } else {
-      // No pidfd (an old kernel): poll with waitpid.
+      // No exit handle (an old kernel): poll.
       for (;;) {
-        int status = 0;
-        const pid_t r = waitpid(pid_, &status, WNOHANG);
-        if (r == pid_) {
-          exitcode_ = exitcode_of(status);
+        if (auto code = platform::try_reap(pid_)) {
+          exitcode_ = *code;
           return true;
         }
         if (deadline && Clock::now() >= *deadline) return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0) {
-      if (errno != EINTR) {
-        exitcode_ = 255;
-        break;
-      }
-    }
-    if (!exitcode_) exitcode_ = exitcode_of(status);
+    exitcode_ = platform::reap(pid_);
   } else {
     if (!wait_readable(fd_, deadline)) return false;
     // The forkserver writes the status in one write; still, a read may be interrupted or (in
@@ -374,7 +317,8 @@ bool ChildWatch::wait(const Deadline& deadline) {
         break;
       }
     }
-    exitcode_ = got == sizeof status ? exitcode_of(status) : 255;  // 255: the forkserver died
+    exitcode_ = got == sizeof status ? platform::exit_code_from_status(status)
+                                     : 255;  // 255: the forkserver died
   }
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
@@ -382,49 +326,19 @@ bool ChildWatch::wait(const Deadline& deadline) {
 }
 
 void ChildWatch::signal(int sig) const {
-  if (!exitcode_ && pid_ > 0) ::kill(pid_, sig);
+  if (!exitcode_) platform::send_signal(pid_, sig);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Launching
 
-namespace {
-
-// Threads in /proc/self/task that still run. A thread that was just joined can linger there for
-// a moment after pthread_join returned (the kernel wakes the joiner before it reaps the task),
-// in state Z or X; those hold no lock and do not count.
-std::size_t running_thread_count() {
-  std::size_t n = 0;
-  if (DIR* dir = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(dir)) {
-      if (e->d_name[0] == '.') continue;
-      char path[320];
-      std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-      char state = 'R';
-      if (FILE* f = std::fopen(path, "re")) {
-        // "tid (comm) S ...": the state follows the last ')', as comm may hold one.
-        char buf[512];
-        const std::size_t len = std::fread(buf, 1, sizeof buf - 1, f);
-        std::fclose(f);
-        buf[len] = '\0';
-        if (const char* close = std::strrchr(buf, ')'); close && close[1] == ' ') state = close[2];
-      }
-      if (state != 'Z' && state != 'X') ++n;
-    }
-    closedir(dir);
-  }
-  return n;
-}
-
-}  // namespace
-
 std::size_t thread_count() {
   // A joined thread can still be on its way out for a few microseconds: look again briefly
   // before calling it a second thread.
-  std::size_t n = running_thread_count();
+  std::size_t n = platform::running_thread_count();
   for (int i = 0; n > 1 && i < 20; ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
-    n = running_thread_count();
+    n = platform::running_thread_count();
   }
   return n;
 }
@@ -439,8 +353,7 @@ void became_child(pid_t parent_pid, std::string parent_name, std::string own_nam
   l.parent_pid = parent_pid;
   l.parent_name = std::move(parent_name);
   l.own_name = std::move(own_name);
-  l.parent_fd = static_cast<int>(syscall(SYS_pidfd_open, parent_pid, 0));
-  if (l.parent_fd >= 0) fcntl(l.parent_fd, F_SETFD, FD_CLOEXEC);
+  l.parent_fd = platform::open_exit_handle(parent_pid);
 }
 
 void refuse_if_guard_missing() {
@@ -513,7 +426,7 @@ Launched launch_fork(const std::function<int(int)>& body, bool allow_threads, bo
   program_root_pid();    // known before the fork, so the child has it in memory
   std::fflush(nullptr);  // or the child would print the parent's buffered output again
   const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const pid_t pid = platform::fork_process();
   if (pid < 0) {
     if (ours >= 0) close(ours);
     if (theirs >= 0) close(theirs);

@@ -157,7 +157,9 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
     std::string failure;
     if (!reg) {
       failure = "concur::multiprocessing::NotRegistered\nthe initializer '" +
-                bootstrap.call.function + "' is not registered in the worker";
+                bootstrap.call.function +
+                "' is not registered in the worker; register it with "
+                "CONCUR_REGISTER(fn) at namespace scope, in the program the workers run";
     } else {
       try {
         reg->invoke(std::string(bootstrap.call.args));

@@ -13,6 +13,7 @@
 
 #include "concur/errors.hpp"
 #include "multiprocessing/launcher.hpp"
+#include "platform/process.hpp"
 
 namespace concur::multiprocessing {
 
@@ -98,7 +99,7 @@ Process& Process::operator=(Process&&) noexcept = default;
 void Process::start() {
   state_->check_not_closed("start");
   if (state_->watch) {
-    throw std::logic_error(
+    throw AssertionError(
         "concur::multiprocessing::Process::start(): a process can be started "
         "once; make a new Process to run it again");
   }
@@ -150,7 +151,7 @@ void Process::start() {
 bool Process::join_until(const concur::detail::Deadline& deadline) {
   state_->check_not_closed("join");
   if (!state_->watch) {
-    throw std::logic_error(
+    throw AssertionError(
         "concur::multiprocessing::Process::join(): the process was not "
         "started; call start() first");
   }
@@ -244,7 +245,7 @@ bool ParentProcess::join_until(const concur::detail::Deadline& deadline) const {
   if (sentinel_ >= 0) return detail::wait_readable(sentinel_, deadline);
   // No pidfd: poll for the pid's end (an old kernel; a reused pid would look alive).
   for (;;) {
-    if (::kill(pid_, 0) != 0 && errno == ESRCH) return true;
+    if (!platform::process_exists(pid_)) return true;
     if (deadline && concur::detail::Clock::now() >= *deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

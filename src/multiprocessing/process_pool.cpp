@@ -8,8 +8,6 @@
 // report their busy time), so tiny tasks stream and long ones still spread over the workers.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +15,6 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -29,6 +26,9 @@
 #include "multiprocessing/launcher.hpp"
 #include "multiprocessing/pool_protocol.hpp"
 #include "multiprocessing/task_message.hpp"
+#include "platform/poller.hpp"
+#include "platform/process.hpp"
+#include "platform/threads.hpp"
 
 namespace concur {
 
@@ -57,8 +57,9 @@ mp::StartMethod pool_start_method(const ProcessPoolOptions& options) {
   return options.max_tasks_per_child != 0 ? mp::StartMethod::spawn : mp::get_start_method();
 }
 
+// Python 3.13's rule: one worker per CPU this process may use.
 std::size_t default_workers() {
-  return std::max(1u, std::thread::hardware_concurrency());
+  return platform::usable_cpu_count();
 }
 
 }  // namespace
@@ -67,32 +68,6 @@ std::size_t default_workers() {
 // The parent side
 
 namespace detail {
-
-namespace {
-
-// The oom_kill counter of this process's memory cgroup, which its workers share: cgroup v2's
-// memory.events, or v1's memory.oom_control (both count the processes the out-of-memory killer
-// ended there); nullopt where neither can be read.
-std::optional<long> cgroup_oom_kills() {
-  std::ifstream cgroup("/proc/self/cgroup");
-  std::string file;
-  for (std::string line; std::getline(cgroup, line);) {
-    if (line.rfind("0::", 0) == 0 && file.empty()) {
-      file = "/sys/fs/cgroup" + line.substr(3) + "/memory.events";
-    } else if (const auto at = line.find(":memory:"); at != std::string::npos) {
-      file = "/sys/fs/cgroup/memory" + line.substr(at + 8) + "/memory.oom_control";
-    }
-  }
-  std::ifstream counters(file);
-  std::string key;
-  long value = 0;
-  while (counters >> key >> value) {
-    if (key == "oom_kill") return value;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 class ProcessPoolCore {
  public:
@@ -172,9 +147,7 @@ class ProcessPoolCore {
   int force_signal_ CONCUR_GUARDED_BY(mu_) = 0;
   bool forced_ CONCUR_GUARDED_BY(mu_) = false;
 
-  int event_fd_ = -1;
-  int epoll_fd_ = -1;
-  std::atomic<bool> wake_pending_{false};
+  platform::Poller poller_;  // the manager sleeps here; wake() from any thread
   std::thread manager_;
   std::atomic<std::uint64_t> next_id_{1};
 
@@ -209,22 +182,6 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
         "start method (a replacement would be forked from a process with threads); use "
         "forkserver (the default) or spawn");
   }
-  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (event_fd_ < 0 || epoll_fd_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "concur::ProcessPoolExecutor");
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
-    const int error = errno;
-    ::close(event_fd_);
-    ::close(epoll_fd_);
-    throw OSError(error,
-                  "concur::ProcessPoolExecutor: could not watch its own wake-up (epoll_ctl); free "
-                  "some memory and create the pool again");
-  }
   if (method_ == mp::StartMethod::fork) {
     // All now, from this thread, before the pool's own thread exists.
     const std::size_t threads = mpd::thread_count();
@@ -241,16 +198,10 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (manager_.joinable()) manager_.join();
-  if (event_fd_ >= 0) ::close(event_fd_);
-  if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
 void ProcessPoolCore::wake() {
-  if (!wake_pending_.exchange(true)) {
-    const std::uint64_t one = 1;
-    while (write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-  }
+  poller_.wake();
 }
 
 void ProcessPoolCore::schedule(std::unique_ptr<Pending> task) {
@@ -338,17 +289,14 @@ void ProcessPoolCore::start_worker() {
     w->launched = mpd::launch(method_, bootstrap, {}, /*keep_channel=*/true);
   }
   fcntl(w->launched.channel, F_SETFL, fcntl(w->launched.channel, F_GETFL) | O_NONBLOCK);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = w.get();
-  bool watched = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.channel, &ev) == 0;
+  const auto token = reinterpret_cast<std::uintptr_t>(w.get());
+  bool watched = poller_.watch(w->launched.channel, token);
   if (watched && w->launched.watch.fd() >= 0) {
-    epoll_event exit_ev{};
-    exit_ev.events = EPOLLIN;
     // The low bit marks "this worker's exit watch" (Worker objects are at least 2-aligned).
-    exit_ev.data.u64 = reinterpret_cast<std::uintptr_t>(w.get()) | 1;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->launched.watch.fd(), &exit_ev) != 0) {
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->launched.channel, nullptr);
+    if (!poller_.watch(w->launched.watch.fd(), token | 1)) {
+      const int error = errno;
+      poller_.unwatch(w->launched.channel);
+      errno = error;
       watched = false;
     }
   }
@@ -364,7 +312,7 @@ void ProcessPoolCore::start_worker() {
                   "free some memory or descriptors");
   }
   ++started_;
-  if (replace_dead_workers_) w->oom_kills_at_start = cgroup_oom_kills();
+  if (replace_dead_workers_) w->oom_kills_at_start = platform::oom_kills_in_this_cgroup();
   {
     base::MutexLock lock(mu_);
     pids_.push_back(w->launched.watch.pid());
@@ -497,7 +445,7 @@ void ProcessPoolCore::on_readable(Worker& w) {
                e.what() + ")");
   }
   if (!open && !w.exited) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.launched.channel, nullptr);
+    poller_.unwatch(w.launched.channel);
     if (w.launched.watch.fd() < 0) on_exit(w);  // no exit watch: the end of the socket tells
   }
 }
@@ -554,7 +502,7 @@ void ProcessPoolCore::on_exit(Worker& w) {
     break_pool(why);
   }
   if (w.launched.channel >= 0) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.launched.channel, nullptr);
+    poller_.unwatch(w.launched.channel);
     ::close(w.launched.channel);
     w.launched.channel = -1;
   }
@@ -588,7 +536,7 @@ std::exception_ptr ProcessPoolCore::worker_died(const Worker& w, int code) const
     how = "killed by signal " + std::to_string(sig) +
           (abbrev ? std::string(" (SIG") + abbrev + ")" : "");
     if (sig == SIGKILL) {
-      const std::optional<long> now = cgroup_oom_kills();
+      const std::optional<long> now = platform::oom_kills_in_this_cgroup();
       if (now && w.oom_kills_at_start) {
         oom = *now > *w.oom_kills_at_start;
         how += *oom
@@ -661,29 +609,22 @@ void ProcessPoolCore::stop_workers() {
 }
 
 bool ProcessPoolCore::handle_events(int timeout_ms) {
-  epoll_event events[64];
-  const int n = epoll_wait(epoll_fd_, events, 64, timeout_ms);
-  for (int i = 0; i < n; ++i) {
-    const auto tag = events[i].data.u64;
-    if (tag == 0) {
-      std::uint64_t drained = 0;
-      while (read(event_fd_, &drained, sizeof drained) > 0) {
-      }
-      wake_pending_ = false;
-      continue;
-    }
+  std::uint64_t tokens[64];
+  const platform::Poller::Ready ready = poller_.wait(timeout_ms, tokens);
+  for (std::size_t i = 0; i < ready.count; ++i) {
+    const std::uint64_t tag = tokens[i];
     auto* w = reinterpret_cast<Worker*>(tag & ~std::uint64_t{1});
     const bool alive =
         std::any_of(workers_.begin(), workers_.end(), [&](const auto& p) { return p.get() == w; });
     if (!alive) continue;
     if (tag & 1) {
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->launched.watch.fd(), nullptr);
+      poller_.unwatch(w->launched.watch.fd());
       on_exit(*w);
     } else {
       on_readable(*w);
     }
   }
-  return n > 0;
+  return ready.count > 0 || ready.woken;
 }
 
 void ProcessPoolCore::run() {

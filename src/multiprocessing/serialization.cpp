@@ -8,6 +8,8 @@
 #include <memory>
 #include <system_error>
 
+#include "concur/errors.hpp"
+
 namespace concur::multiprocessing::detail {
 
 std::string type_name(const std::type_info& type) {
@@ -33,7 +35,11 @@ FdOutbox::~FdOutbox() {
 
 std::uint32_t FdOutbox::add(int fd) {
   const int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) throw std::system_error(errno, std::generic_category(), "dup");
+  if (copy < 0) {
+    throw OSError(errno,
+                  "concur::multiprocessing: a descriptor in the arguments could not be "
+                  "duplicated (out of descriptors? close some, or raise `ulimit -n`)");
+  }
   fds_.push_back(copy);
   return static_cast<std::uint32_t>(fds_.size() - 1);
 }

@@ -1,8 +1,5 @@
 #include "concur/multiprocessing/shared_memory.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +14,8 @@
 
 #include "concur/errors.hpp"
 #include "multiprocessing/root.hpp"
+#include "platform/process.hpp"
+#include "platform/shared_memory.hpp"
 
 namespace concur::multiprocessing {
 namespace {
@@ -39,10 +38,6 @@ void* map_fd(int fd, std::size_t size, const std::string& name) {
   return p;
 }
 
-bool process_alive(pid_t pid) {
-  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
 // "concur-<root>-<creator>-<n>" -> root pid, or -1 if the name is not concur's.
 pid_t root_of(const std::string& name) {
   if (name.rfind(kPrefix, 0) != 0) return -1;
@@ -52,13 +47,8 @@ pid_t root_of(const std::string& name) {
 }
 
 std::vector<std::string> segments_in_dev_shm() {
-  std::vector<std::string> names;
-  if (DIR* dir = opendir("/dev/shm")) {
-    while (dirent* e = readdir(dir)) {
-      if (root_of(e->d_name) > 0) names.emplace_back(e->d_name);
-    }
-    closedir(dir);
-  }
+  std::vector<std::string> names = platform::named_memory_segments();
+  std::erase_if(names, [](const std::string& name) { return root_of(name) <= 0; });
   return names;
 }
 
@@ -81,7 +71,7 @@ struct SharedMemory::Mapping {
   ~Mapping() {
     if (address) munmap(address, size);
     if (fd >= 0) ::close(fd);
-    if (unlink_on_destroy) shm_unlink(("/" + name).c_str());
+    if (unlink_on_destroy) platform::remove_named_memory(name);
   }
 };
 
@@ -94,7 +84,7 @@ SharedMemory SharedMemory::create(std::size_t size, std::string name) {
   const bool ours = name.empty();
   if (ours) name = unique_name();
   if (!name.empty() && name.front() == '/') name.erase(0, 1);
-  const int fd = shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  const int fd = platform::create_named_memory(name);
   if (fd < 0) fail("shm_open (create)", name);
   auto m = std::make_shared<Mapping>();
   m->fd = fd;
@@ -111,7 +101,7 @@ SharedMemory SharedMemory::create(std::size_t size, std::string name) {
 SharedMemory SharedMemory::attach(const std::string& name_in) {
   std::string name = name_in;
   if (!name.empty() && name.front() == '/') name.erase(0, 1);
-  const int fd = shm_open(("/" + name).c_str(), O_RDWR | O_CLOEXEC, 0);
+  const int fd = platform::open_named_memory(name);
   if (fd < 0) fail("shm_open (attach)", name);
   struct stat st {};
   if (fstat(fd, &st) != 0) {
@@ -153,7 +143,7 @@ void SharedMemory::unlink() {
   if (!mapping_) return;
   mapping_->unlink_on_destroy = false;
   // As Python's: a name already gone (unlinked through this or another handle) is an error.
-  if (shm_unlink(("/" + mapping_->name).c_str()) != 0) fail("unlink()", mapping_->name);
+  if (!platform::remove_named_memory(mapping_->name)) fail("unlink()", mapping_->name);
 }
 
 void SharedMemory::keep_name() noexcept {
@@ -163,7 +153,7 @@ void SharedMemory::keep_name() noexcept {
 std::size_t SharedMemory::cleanup_orphans() {
   std::size_t removed = 0;
   for (const std::string& name : segments_in_dev_shm()) {
-    if (!process_alive(root_of(name)) && shm_unlink(("/" + name).c_str()) == 0) ++removed;
+    if (!platform::process_exists(root_of(name)) && platform::remove_named_memory(name)) ++removed;
   }
   return removed;
 }
@@ -183,7 +173,9 @@ namespace detail {
 
 void on_root_exit() {
   if (!is_program_root()) return;  // a forked child inherits the handler; only the root acts
-  for (const std::string& name : SharedMemory::program_segments()) shm_unlink(("/" + name).c_str());
+  for (const std::string& name : SharedMemory::program_segments()) {
+    platform::remove_named_memory(name);
+  }
 }
 
 struct AnonymousSegment::Mapping {
@@ -198,7 +190,7 @@ struct AnonymousSegment::Mapping {
 
 AnonymousSegment::AnonymousSegment(std::size_t size, const char* what) {
   // (Errors found unclear by tests/faults/: they now name concur, the call and a remedy.)
-  const int fd = memfd_create(what, MFD_CLOEXEC);
+  const int fd = platform::create_anonymous_memory(what);
   if (fd < 0) {
     throw OSError(errno, std::string("concur::multiprocessing: memfd_create for a ") + what +
                              " (out of descriptors or memory?)");

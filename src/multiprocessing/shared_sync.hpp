@@ -15,6 +15,8 @@
 #include <optional>
 #include <system_error>
 
+#include "concur/errors.hpp"
+
 namespace concur::multiprocessing::detail {
 
 using SyncClock = std::chrono::steady_clock;
@@ -87,7 +89,9 @@ class SharedMutex {
       return LockResult::kOwnerDied;
     }
     if (rc == ETIMEDOUT) return LockResult::kTimedOut;
-    throw std::system_error(rc, std::generic_category(), "concur::multiprocessing: mutex");
+    throw OSError(rc,
+                  "concur::multiprocessing: a process-shared mutex failed (its shared "
+                  "memory was unmapped or corrupted?)");
   }
 
  private:

@@ -17,6 +17,7 @@
 
 #include "concur/errors.hpp"
 #include "multiprocessing/shared_sync.hpp"
+#include "platform/process.hpp"
 
 namespace concur::multiprocessing {
 
@@ -89,7 +90,7 @@ detail::AnonymousSegment make_segment(const char* what) {
 }
 
 bool alive(pid_t pid) {
-  return kill(pid, 0) == 0 || errno == EPERM;
+  return platform::process_exists(pid);
 }
 
 }  // namespace
@@ -119,7 +120,7 @@ void Lock::release() {
     s.owner_tid = 0;
   }
   if (!mine || !s.mutex.unlock()) {
-    throw std::logic_error(
+    throw AssertionError(
         "concur::multiprocessing::Lock::release(): this thread does not hold the lock; only the "
         "holder may release it (use a Semaphore to signal between processes)");
   }
@@ -241,9 +242,9 @@ void Semaphore::release() {
   s.mutex.lock(std::nullopt);
   detail::UnlockOnExit unlock(s.mutex);
   if (s.bounded && s.value >= s.initial) {
-    throw std::logic_error(
+    throw ValueError(
         "concur::multiprocessing::BoundedSemaphore::release(): released more times than "
-        "acquired (Python raises ValueError here); release only what acquire() took");
+        "acquired; release only what acquire() took");
   }
   ++s.value;
   if (s.bounded) note_holder(s, getpid(), -1);

@@ -10,6 +10,7 @@
 
 #include "concur/errors.hpp"
 #include "describe_exception.hpp"
+#include "platform/threads.hpp"
 
 namespace concur::detail {
 
@@ -69,7 +70,7 @@ Scheduler::Scheduler(SchedulerOptions options)
       name_prefix_(std::move(options.thread_name_prefix)),
       initializer_(std::move(options.initializer)),
       max_searchers_(static_cast<std::uint32_t>(std::max<std::size_t>(
-          2, std::min<std::size_t>(max_workers_, std::thread::hardware_concurrency()) / 2))),
+          2, std::min<std::size_t>(max_workers_, platform::usable_cpu_count()) / 2))),
       workers_(std::make_unique<std::unique_ptr<Worker>[]>(max_workers_)) {}
 
 Scheduler::~Scheduler() {
@@ -403,7 +404,7 @@ void Scheduler::run_task(Worker&, StateBase* task) noexcept {
 void Scheduler::worker_main(Worker& worker) {
   current_ = &worker;
   current_helping_context() = &worker;
-  pthread_setname_np(pthread_self(), worker.name.substr(0, 15).c_str());
+  platform::set_current_thread_name(worker.name);
   if (initializer_) {
     try {
       initializer_();

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "platform/threads.hpp"
 #include "thread_pool/scheduler.hpp"
 
 namespace concur {
@@ -16,8 +17,8 @@ namespace concur {
 namespace {
 
 std::size_t default_max_workers() {
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  return std::min<std::size_t>(32, cores + 4);
+  // Python 3.13's rule: the CPUs this process may use, not all the machine has.
+  return std::min<std::size_t>(32, platform::usable_cpu_count() + 4);
 }
 
 std::string default_prefix() {
@@ -74,9 +75,7 @@ std::size_t ThreadPoolExecutor::thread_count() const noexcept {
 
 std::string thread_name() {
   if (const std::string* name = detail::Scheduler::current_worker_name()) return *name;
-  char name[64] = {};
-  if (pthread_getname_np(pthread_self(), name, sizeof name) != 0) return {};
-  return name;
+  return platform::current_thread_name();
 }
 
 }  // namespace concur

@@ -229,7 +229,7 @@ TEST(JoinableQueue, JoinWaitsForTaskDoneAndTooManyIsAnError) {
 TEST(Queue, AClosedQueueRefusesPutAndGetInThisHandleOnly) {
   mp::Queue<int> queue;
   mp::Queue<int> other = queue;  // another handle on the same queue
-  EXPECT_THROW(queue.join_thread(), std::logic_error);
+  EXPECT_THROW(queue.join_thread(), concur::AssertionError);
   queue.put(7);
   queue.close();
   EXPECT_THROW_MSG(queue.put(8), std::invalid_argument, "is closed");

@@ -254,9 +254,9 @@ INSTANTIATE_TEST_SUITE_P(StartMethods, ProcessTest,
 
 TEST(Process, StartTwiceOrJoinBeforeStartIsAnError) {
   mp::Process p(do_nothing);
-  EXPECT_THROW(p.join(), std::logic_error);
+  EXPECT_THROW(p.join(), concur::AssertionError);
   p.start();
-  EXPECT_THROW(p.start(), std::logic_error);
+  EXPECT_THROW(p.start(), concur::AssertionError);
   p.join();
 }
 
@@ -510,17 +510,17 @@ TEST(Event, WaitTimesOutAndClearResets) {
 
 TEST(Lock, ReleaseByANonHolderIsAnError) {
   mp::Lock lock;
-  EXPECT_THROW_MSG(lock.release(), std::logic_error, "does not hold");
+  EXPECT_THROW_MSG(lock.release(), concur::AssertionError, "does not hold");
   lock.acquire();
   EXPECT_FALSE(lock.acquire(10ms));
-  std::thread other([&] { EXPECT_THROW(lock.release(), std::logic_error); });
+  std::thread other([&] { EXPECT_THROW(lock.release(), concur::AssertionError); });
   other.join();
   lock.release();
 }
 
 TEST(Semaphore, BoundedReleaseBeyondTheStartIsAnError) {
   mp::BoundedSemaphore sem(2);
-  EXPECT_THROW_MSG(sem.release(), std::logic_error, "released more times than acquired");
+  EXPECT_THROW_MSG(sem.release(), concur::ValueError, "released more times than acquired");
   mp::Semaphore counter(0);
   counter.release();
   counter.release();

@@ -4,6 +4,7 @@
 #include "concur/thread_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <cmath>
@@ -165,10 +166,13 @@ TEST(ThreadPool, MapDoesNotKeepResultsItYielded) {  // bpo-14406
 // ---------------------------------------------------------------------------------------------
 // test_thread_pool.py
 
+// Python 3.13: min(32, os.process_cpu_count() + 4), the CPUs this process may use (taskset).
 TEST(ThreadPool, DefaultWorkersIsPythons) {
   ThreadPoolExecutor pool;
-  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  EXPECT_EQ(pool.max_workers(), std::min<std::size_t>(32, cores + 4));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  EXPECT_EQ(pool.max_workers(), std::min<std::size_t>(32, CPU_COUNT(&set) + 4));
 }
 
 TEST(ThreadPool, SaturationStartsExactlyMaxWorkersThreads) {

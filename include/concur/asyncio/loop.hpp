@@ -169,7 +169,8 @@ class EventLoop {
   bool remove_signal_handler(int signum);
 
   // The executor of to_thread() and run_in_executor(nullptr, ...): a ThreadPoolExecutor of
-  // min(32, cores + 4) threads, made on first use, shut down (waiting) by close().
+  // min(32, usable CPUs + 4) threads (ThreadPoolExecutor's
+  // default), made on first use, shut down (waiting) by close().
   ThreadPoolExecutor& default_executor();
 
   // How many spawned tasks have not finished (len(asyncio.all_tasks())).

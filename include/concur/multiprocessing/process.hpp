@@ -22,10 +22,10 @@
 // States: created -> start() -> running -> exited (exitcode() is set: 0 for a normal return, 1 if
 // target threw (its type and message are printed on the child's stderr), -N if killed by signal
 // N, as Python) -> closed (close(): its resources are freed). start() twice, or join() before
-// start(), is std::logic_error. After close(), every call but name(), daemon(), start_method()
-// and close() throws std::invalid_argument (Python's ValueError "process object is closed").
-// A child's get_start_method() is the method that started it, as in Python.
-// Blocking: join() blocks until the child exits (or the timeout; then it returns false).
+// start(), is concur::AssertionError (a std::logic_error), as Python. After close(), every call but
+// name(), daemon(), start_method() and close() throws std::invalid_argument (Python's ValueError
+// "process object is closed"). A child's get_start_method() is the method that started it, as in
+// Python. Blocking: join() blocks until the child exits (or the timeout; then it returns false).
 // Lifetime: the destructor of a started Process joins a non-daemon child (Python joins them at
 // exit) and terminates then joins a daemon one, so no child is left unreaped.
 // Thread safety: a Process object is used from one thread at a time.

@@ -106,10 +106,10 @@ class Queue {
   void close() noexcept { closed_ = true; }
   // Python's Queue.join_thread(): waits until what this process put is in the queue. concur has no
   // feeder thread (put() returns once the value is in), so it only checks that close() came first
-  // (std::logic_error otherwise, Python's AssertionError).
+  // (concur::AssertionError otherwise, as Python).
   void join_thread() const {
     if (!closed_) {
-      throw std::logic_error(
+      throw AssertionError(
           "concur::multiprocessing::Queue::join_thread(): the queue is not closed; call close() "
           "first");
     }

@@ -12,8 +12,9 @@
 // Unlike Python's Lock, only the holder may release a Lock (that is what makes it robust).
 //
 // Blocking: acquire()/wait() block, with an optional timeout (they then return false).
-// Errors: std::logic_error for release() of a Lock this thread does not hold and for a
-// BoundedSemaphore released above its initial value (Python's ValueError); concur::RuntimeError
+// Errors: concur::AssertionError for release() of a Lock this thread does not hold, and
+// concur::ValueError for a BoundedSemaphore released above its initial value (both are
+// std::logic_error: a bug in the caller); concur::RuntimeError
 // for release() of an RLock this thread does not hold (Python's RuntimeError/AssertionError);
 // BrokenBarrierError as described at Barrier.
 // Thread safety: any thread of any process may use them.
@@ -190,7 +191,7 @@ class Semaphore {
   detail::AnonymousSegment segment_;
 };
 
-// release() beyond the initial value is an error (std::logic_error), as Python's ValueError.
+// release() beyond the initial value is an error (concur::ValueError), as Python's.
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(unsigned value = 1) : Semaphore(value, true) {}
