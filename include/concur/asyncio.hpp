@@ -8,6 +8,7 @@
 #include "concur/asyncio/queues.hpp"
 #include "concur/asyncio/streams.hpp"
 #include "concur/asyncio/subprocess.hpp"
+#include "concur/asyncio/task_group_limited.hpp"
 #include "concur/asyncio/sync.hpp"
 #include "concur/asyncio/task.hpp"
 #include "concur/asyncio/tasks.hpp"

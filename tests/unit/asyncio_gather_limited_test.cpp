@@ -9,42 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "asyncio_fan_out_helpers.hpp"
 #include "asyncio_test_support.hpp"
 #include "concur/asyncio.hpp"
 #include "test_support.hpp"
 
 namespace {
 
-using namespace std::chrono_literals;
-namespace asyncio = concur::asyncio;
-using asyncio::Task;
-using concur::CancelledError;
+using namespace concur::testing::fan_out;
 using concur::testing::AsyncioTest;
-
-constexpr auto kLong = 10s;  // must be interrupted
-
-struct Tally {
-  int running = 0;
-  int most = 0;
-  std::vector<int> started;
-  std::vector<int> cancelled;
-};
-
-Task<int> job(Tally* t, int i, std::chrono::nanoseconds nap, bool fail = false) {
-  t->started.push_back(i);
-  ++t->running;
-  t->most = std::max(t->most, t->running);
-  try {
-    co_await asyncio::sleep(nap);
-  } catch (const CancelledError&) {
-    --t->running;
-    t->cancelled.push_back(i);
-    throw;
-  }
-  --t->running;
-  if (fail) throw std::runtime_error("job " + std::to_string(i) + " failed");
-  co_return i * 10;
-}
 
 using GatherLimited = AsyncioTest;
 
