@@ -233,6 +233,8 @@ class LoopCore {
   static void resume_suspension(void* p);
   static inline void clear_waiting(Suspension* s);
   void grow_ready();
+  struct SpareReady;
+  static SpareReady& spare_ready();
   void sift_up(std::uint32_t i);
   void sift_down(std::uint32_t i);
   bool before(const TimerNode* a, const TimerNode* b) const {
