@@ -68,11 +68,17 @@ Judgement judge(const Measurements& m) {
   std::string text = fmt::format(
       "{} threads sharing one core were preempted {} times: each ran {} between pauses "
       "(median), {} every few milliseconds; each pause kept a thread waiting {} for the core "
-      "while the others ran. Sharing the core cost {:.1f}% of the work done per second on it, "
-      "against one thread alone (medians: {:.3g} vs {:.3g} steps per second on the core), {} the "
-      "{:.0f}% that would be massive.",
+      "while the others ran. {} against one thread alone (medians: {:.3g} vs {:.3g} steps per "
+      "second on the core), {} the {:.0f}% that would be massive.",
       m.threads, m.involuntary_switches, format_seconds(m.median_slice_s),
-      few_ms ? "that is" : "that is not", format_seconds(m.wait_per_switch_s), 100 * m.loss(),
+      few_ms ? "that is" : "that is not", format_seconds(m.wait_per_switch_s),
+      // A negative loss is noise (sharing cannot add work): said as such, not as a "cost" of -N%.
+      m.loss() >= 0
+          ? fmt::format("Sharing the core cost {:.1f}% of the work done per second on it,",
+                        100 * m.loss())
+          : fmt::format("Sharing the core cost nothing measurable (it even did {:.1f}% "
+                        "more work per second on it: this machine's noise),",
+                        -100 * m.loss()),
       m.shared_work.median(), m.alone_work.median(), massive ? "at least" : "far below",
       100 * kMassiveLoss);
   if (few_ms && massive) return {Verdict::kConfirmed, text};

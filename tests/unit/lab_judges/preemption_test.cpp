@@ -42,6 +42,16 @@ TEST(PreemptionJudge, IsPartlyTrueWhenThePausesComeEveryFewMillisecondsButCostLi
   EXPECT_NE(j.because.find("1.0%"), std::string::npos) << j.because;
 }
 
+// Sharing did a little more work than one thread alone (within the impossible-gain bound): that
+// is noise, and the text says so instead of reporting a cost of -N%.
+TEST(PreemptionJudge, ASmallGainIsReportedAsNoCostNotANegativeCost) {
+  const Judgement j = judge(measured(3e-3, -0.1));
+  EXPECT_EQ(j.verdict, Verdict::kPartlyTrue);
+  EXPECT_NE(j.because.find("cost nothing measurable"), std::string::npos) << j.because;
+  EXPECT_NE(j.because.find("10.0% more work"), std::string::npos) << j.because;
+  EXPECT_EQ(j.because.find("-10"), std::string::npos) << j.because;
+}
+
 TEST(PreemptionJudge, IsPartlyTrueWhenCostlyButNotAtTheStatedRhythm) {
   EXPECT_EQ(judge(measured(50e-3, 0.3)).verdict, Verdict::kPartlyTrue);
 }
