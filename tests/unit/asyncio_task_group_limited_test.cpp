@@ -166,8 +166,14 @@ TEST_F(TaskGroupLimited, ARunningTaskAndALimitOfZeroAreRefused) {
     co_await asyncio::task_group_limited(2, [&](LimitedTaskGroup& tg) -> Task<void> {
       Task<int> running = asyncio::create_task(job(&t, 0, 1ms));
       EXPECT_THROW(tg.create_task(std::move(running)), std::invalid_argument);
-      co_return;
+      // Refused, it stays with the caller, still running (ASan caught the first version of this
+      // test, which let it run on after `t` was gone).
+      EXPECT_TRUE(running.valid());
+      if (running.valid()) {
+        EXPECT_EQ(co_await running, 0);
+      }
     });
+    EXPECT_EQ(t.finished, (std::vector<int>{0}));
   };
   run(body());
 }

@@ -42,11 +42,12 @@ class LimitedTaskGroup {
   LimitedTaskGroup& operator=(const LimitedTaskGroup&) = delete;
 
   // Starts a child that runs `task` once a slot is free. Refused as TaskGroup::create_task is
-  // (RuntimeError once the group is shutting down), and with std::invalid_argument for a task
-  // already running; a refused coroutine is closed.
+  // (RuntimeError once the group is shutting down: the coroutine is then closed), and with
+  // std::invalid_argument for a task already running, which is left untouched with the caller
+  // (it goes on running; await or cancel it).
   template <class T>
   Task<T> create_task(
-      Task<T> task, std::string name = {},
+      Task<T>&& task, std::string name = {},
       concur::base::source_location where = concur::base::source_location::current()) {
     if (task.valid() && task.base().spawned()) {
       throw std::invalid_argument(
