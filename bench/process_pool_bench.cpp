@@ -8,6 +8,8 @@
 //   b_map_chunk64     the same with chunksize 64                                        tasks/s
 //   c_round_trip      submit(f, i).result(), one at a time, 2,000 times                 us p50, p99
 //   d_array_copy      200 tasks, each given a 1 MiB array of doubles (copied), sum it   MiB/s
+//                     (peer concur_socket: the same with shared_memory_threshold = 0, every
+//                     argument through the workers' sockets)
 //   d_array_shared    the same, the array in shared memory (8 arrays of 1 MiB), no copy MiB/s
 //
 // Peers, measured by bench/peers/cpython_process_pool.py through /usr/bin/python3 in the same run:
@@ -121,7 +123,11 @@ double expected_array_sum(std::size_t j) {
 // start-up inside the timing. Overlapping naps make it start here instead.
 class WarmPool {
  public:
-  WarmPool() : pool_({.max_workers = kWorkers}) {
+  // shared_memory_threshold 0: every argument through the workers' sockets (the path before the
+  // shared-memory rings, kept measurable beside them).
+  explicit WarmPool(
+      std::size_t shared_memory_threshold = concur::ProcessPoolOptions{}.shared_memory_threshold)
+      : pool_({.max_workers = kWorkers, .shared_memory_threshold = shared_memory_threshold}) {
     if (pool_.submit(inc, 0).result(kResultTimeout) != 1) throw std::runtime_error("warm-up: 0+1");
     for (int attempt = 0; attempt < 20 && pool_.processes_started() < kWorkers; ++attempt) {
       std::vector<concur::Future<int>> naps;
@@ -255,19 +261,27 @@ void d_arrays(benchmark::State& state, int n, SubmitOne submit_one) {
   }
 }
 
-void d_array_copy(benchmark::State& state, const Workload& w) {
+void d_array_by_value(benchmark::State& state, const Workload& w, std::size_t threshold) {
   guarded(state, [&] {
     std::vector<std::vector<double>> arrays(kDistinctArrays);
     for (std::size_t j = 0; j < kDistinctArrays; ++j) {
       arrays[j].resize(kArrayDoubles);
       for (std::size_t k = 0; k < kArrayDoubles; ++k) arrays[j][k] = array_value(j, k);
     }
-    WarmPool pool;
+    WarmPool pool(threshold);
     // sum_vector takes its vector by value: the 1 MiB is encoded into the task and decoded in
     // the worker, as Python pickles an array argument.
     d_arrays(state, w.array_tasks,
              [&](std::size_t i) { return pool->submit(sum_vector, arrays[i % kDistinctArrays]); });
   });
+}
+
+void d_array_copy(benchmark::State& state, const Workload& w) {
+  d_array_by_value(state, w, concur::ProcessPoolOptions{}.shared_memory_threshold);
+}
+
+void d_array_copy_socket(benchmark::State& state, const Workload& w) {
+  d_array_by_value(state, w, 0);
 }
 
 void d_array_shared(benchmark::State& state, const Workload& w) {
@@ -447,6 +461,12 @@ int main(int argc, char** argv) {
         ->Repetitions(repetitions)
         ->UseRealTime();
   }
+  // concur's own path before issue 22, every argument through the socket, in the same run.
+  benchmark::RegisterBenchmark("d_array_copy/concur_socket",
+                               [w](benchmark::State& state) { d_array_copy_socket(state, w); })
+      ->Iterations(1)
+      ->Repetitions(repetitions)
+      ->UseRealTime();
   add_cpython(cpython, race);
   if (cpython.result) {
     race.add_note("b_map_chunk64", "cpython_ppe", "not run (Pool.map's chunksize only)");

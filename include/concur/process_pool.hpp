@@ -24,6 +24,10 @@
 // A result finished before a long task is not held back by it: while a task runs for more than
 // about a millisecond, a second thread in the worker sends the results already waiting.
 //
+// Large values: an argument or result of 64 KiB or more (shared_memory_threshold) travels through
+// a shared-memory ring of its worker (a memfd made the first time one is needed: one descriptor in
+// each process, memory only for the pages written; after a burst, an emptied ring keeps 32 MiB).
+//
 // What the workers do differently from a plain child: each keeps up to 32 MiB of freed heap for
 // reuse (glibc mallopt M_MMAP_THRESHOLD/M_TRIM_THRESHOLD), so that a stream of large arguments
 // does not fault fresh pages in for every message; and a worker that has batched results has
@@ -53,6 +57,7 @@
 #include <ranges>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -97,6 +102,13 @@ struct ProcessPoolOptions {
   //     die the same way). Not with the fork start method (a replacement would be forked from a
   //     process with threads): the constructor refuses that (std::invalid_argument).
   WorkerDeath on_worker_death = WorkerDeath::break_pool;
+  // Arguments and results whose encoding is at least this many bytes go through a shared-memory
+  // ring between the pool and each worker instead of the worker's socket: three copies instead of
+  // six, and no system call per 64 KiB. Nothing changes for the program (it still passes a plain
+  // std::vector); the ring has no name, so nothing is ever left in /dev/shm, crash or not. A value
+  // that does not fit in the ring's free room at that moment (256 MiB) goes through the socket.
+  // 0: everything through the socket.
+  std::size_t shared_memory_threshold = 64 * 1024;
 };
 
 struct ProcessMapOptions {
@@ -170,10 +182,10 @@ class ProcessPoolExecutor {
   std::vector<int> worker_pids() const;
 
  private:
-  using Completer = void (*)(detail::StateBase*, const std::vector<std::string>& results);
+  using Completer = void (*)(detail::StateBase*, const std::vector<std::string_view>& results);
 
   template <class T>
-  static void complete_one(detail::StateBase* base, const std::vector<std::string>& results) {
+  static void complete_one(detail::StateBase* base, const std::vector<std::string_view>& results) {
     auto* state = static_cast<detail::State<T>*>(base);
     try {
       if constexpr (std::is_void_v<T>) {
@@ -188,12 +200,13 @@ class ProcessPoolExecutor {
   }
 
   template <class T>
-  static void complete_chunk(detail::StateBase* base, const std::vector<std::string>& results) {
+  static void complete_chunk(detail::StateBase* base,
+                             const std::vector<std::string_view>& results) {
     auto* state = static_cast<detail::State<std::vector<T>>*>(base);
     try {
       std::vector<T> values;
       values.reserve(results.size());
-      for (const std::string& r : results) {
+      for (const std::string_view r : results) {
         if constexpr (std::is_same_v<T, std::monostate>) {
           values.emplace_back();
         } else {

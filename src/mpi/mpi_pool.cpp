@@ -301,7 +301,7 @@ void MpiPoolCore::send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& b
       large.push_back(task.get());
     } else {
       small.push_back(
-          mpd::TaskMessage{task->id, task->function, task->signature, std::move(task->args)});
+          mpd::TaskMessage{task->id, task->function, task->signature, std::move(task->args), {}});
       task->args.clear();
     }
     const std::uint64_t id = task->id;
@@ -315,7 +315,7 @@ void MpiPoolCore::send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& b
 
 // A head naming the task, then each argument tuple from where it was encoded: no batch copy.
 bool MpiPoolCore::send_large(Worker& w, Pending& task) {
-  mpd::TaskMessage head{task.id, task.function, task.signature, {}};
+  mpd::TaskMessage head{task.id, task.function, task.signature, {}, {}};
   head.args.resize(task.args.size());
   if (!isend(mp::serialize(head), w, mpi::detail::kTaskHead)) return false;
   for (std::string& a : task.args) {

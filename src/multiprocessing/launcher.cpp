@@ -467,7 +467,7 @@ int run_call(const std::string& process_name, Call&& call) {
     return 1;
   }
   try {
-    reg->invoke(std::move(call.args));
+    reg->invoke(call.args, &call.args);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "Process %s:\n%s: %s\n", process_name.c_str(),

@@ -26,6 +26,8 @@ struct Bootstrap {
   std::string process_name;
   Call call;                    // kRunCall: the target; kPoolWorker: the initializer (may be empty)
   std::uint64_t max_tasks = 0;  // kPoolWorker: exit after this many tasks (0: never)
+  // kPoolWorker: results of at least this many bytes go through a shared-memory ring (0: never).
+  std::uint64_t shared_memory_threshold = 0;
   // The StartMethod that started the child, which its get_start_method() then reports, as
   // Python's child does (set by launch()).
   std::uint8_t start_method = 0;
@@ -35,7 +37,8 @@ struct Bootstrap {
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(mode, process_name, call, max_tasks, start_method, parent_pid, parent_name);
+    archive(mode, process_name, call, max_tasks, shared_memory_threshold, start_method, parent_pid,
+            parent_name);
   }
 };
 

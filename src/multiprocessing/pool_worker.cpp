@@ -8,6 +8,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -16,6 +19,7 @@
 #include "concur/errors.hpp"
 #include "multiprocessing/launcher.hpp"
 #include "multiprocessing/pool_protocol.hpp"
+#include "multiprocessing/shared_ring.hpp"
 #include "multiprocessing/task_message.hpp"
 
 namespace concur {
@@ -44,9 +48,14 @@ void send_control(int channel, std::string_view what) {
 // kFlushPoll apart and results are waiting, it sends them. Tiny tasks never look "the same" to
 // it, so they stay batched. The thread is started only when a task starts with results waiting,
 // so a worker that is sent one task at a time never has a second thread.
+//
+// A result of at least `shared_threshold` bytes is written into the worker's shared-memory ring
+// (shared_ring.hpp; made, and its descriptor sent, the first time) and only its span goes in the
+// message; the pool gives the space back once it has decoded the result.
 class ResultOutbox {
  public:
-  explicit ResultOutbox(int channel) : channel_(channel) {}
+  ResultOutbox(int channel, std::uint64_t shared_threshold)
+      : channel_(channel), shared_threshold_(shared_threshold) {}
   ResultOutbox(const ResultOutbox&) = delete;
   ResultOutbox& operator=(const ResultOutbox&) = delete;
   ~ResultOutbox() {
@@ -76,9 +85,10 @@ class ResultOutbox {
     if (wake) cv_.notify_one();
   }
 
-  void task_finished(const ResultMessage& result) {
+  void task_finished(ResultMessage&& result) {
     base::MutexLock lock(mu_);
     running_ = false;
+    share_large_results(result);
     const std::size_t at = begin_frame(out_, kResult, 0);
     serialize_into(out_, result);
     end_frame(out_, at);
@@ -103,6 +113,32 @@ class ResultOutbox {
     out_.clear();
   }
 
+  void share_large_results(ResultMessage& result) CONCUR_REQUIRES(mu_) {
+    if (shared_threshold_ == 0 || result.status != ResultMessage::kOk) return;
+    for (std::size_t i = 0; i < result.results.size(); ++i) {
+      std::string& value = result.results[i];
+      if (value.size() < shared_threshold_) continue;
+      if (!ring_) {
+        if (ring_failed_) return;
+        try {
+          ring_ = SharedRing::create();
+        } catch (const OSError&) {
+          ring_failed_ = true;  // the socket carries everything, as before
+          return;
+        }
+        flush_locked();  // results already waiting go first, then the announcement
+        std::string frame;
+        append_frame(frame, kControl, 0, kRing, 1);
+        send_all(channel_, frame, {ring_->fd()}, std::nullopt);
+      }
+      const std::optional<std::uint64_t> position = ring_->allocate(value.size());
+      if (!position) continue;
+      std::memcpy(ring_->data(*position), value.data(), value.size());
+      result.shared.push_back({static_cast<std::uint32_t>(i), *position, value.size()});
+      std::string().swap(value);
+    }
+  }
+
   void run_flusher() {
     base::MutexLock lock(mu_);
     while (!stop_) {
@@ -119,6 +155,9 @@ class ResultOutbox {
   }
 
   const int channel_;
+  const std::uint64_t shared_threshold_;
+  std::unique_ptr<SharedRing> ring_ CONCUR_GUARDED_BY(mu_);
+  bool ring_failed_ CONCUR_GUARDED_BY(mu_) = false;
   mutable base::Mutex mu_;
   base::CondVar cv_;
   std::string out_ CONCUR_GUARDED_BY(mu_);
@@ -162,7 +201,7 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
                 "CONCUR_REGISTER(fn) at namespace scope, in the program the workers run";
     } else {
       try {
-        reg->invoke(std::string(bootstrap.call.args));
+        reg->invoke(bootstrap.call.args, nullptr);
       } catch (const std::exception& e) {
         failure = type_name(typeid(e)) + "\n" + e.what();
       } catch (...) {
@@ -180,8 +219,9 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
   mallopt(M_MMAP_THRESHOLD, static_cast<int>(kKeptHeapBytes));
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(2 * kKeptHeapBytes));
   send_control(channel, kReady);
-  ResultOutbox outbox(channel);
-  const pid_t pid = getpid();  // not cached by glibc: a system call per task otherwise
+  ResultOutbox outbox(channel, bootstrap.shared_memory_threshold);
+  std::unique_ptr<SharedRing> args_ring;  // where the pool writes large arguments, once it sends it
+  const pid_t pid = getpid();             // not cached by glibc: a system call per task otherwise
   std::uint64_t done = 0;
   for (;;) {
     while (auto frame = decoder.next()) {
@@ -189,10 +229,23 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
         outbox.flush();
         return 0;
       }
+      if (frame->kind == kControl && frame->payload == kRing && frame->fds.size() == 1) {
+        const int fd = frame->fds[0];
+        frame->fds.clear();
+        try {
+          args_ring = SharedRing::attach(fd);  // takes the descriptor
+        } catch (const std::exception& e) {
+          // Tasks that name the ring then answer with a ProtocolError (run_task): the pool stays
+          // whole and the cause is on stderr.
+          std::fprintf(stderr, "concur: pool worker %d: %s\n", static_cast<int>(pid), e.what());
+        }
+        continue;
+      }
       if (frame->kind != kTask) continue;
       FdInbox inbox(std::move(frame->fds));
       outbox.task_started();
-      outbox.task_finished(run_task(deserialize<TaskMessage>(frame->payload), pid));
+      outbox.task_finished(
+          run_task(deserialize<TaskMessage>(frame->payload), pid, args_ring.get()));
       ++done;
       if (bootstrap.max_tasks != 0 && done >= bootstrap.max_tasks) {
         outbox.flush();

@@ -14,9 +14,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -25,6 +27,7 @@
 #include "concur/process_pool.hpp"
 #include "multiprocessing/launcher.hpp"
 #include "multiprocessing/pool_protocol.hpp"
+#include "multiprocessing/shared_ring.hpp"
 #include "multiprocessing/task_message.hpp"
 #include "platform/poller.hpp"
 #include "platform/process.hpp"
@@ -77,12 +80,13 @@ class ProcessPoolCore {
   struct Pending {
     std::uint64_t id = 0;
     StateBase* state = nullptr;
-    void (*completer)(StateBase*, const std::vector<std::string>&) = nullptr;
+    void (*completer)(StateBase*, const std::vector<std::string_view>&) = nullptr;
     std::string function;
     std::string signature;
     std::vector<std::string> args;
     std::vector<int> fds;
-    std::size_t inputs = 0;  // how many calls the message carries (chunks carry several)
+    std::size_t inputs = 0;      // how many calls the message carries (chunks carry several)
+    std::uint64_t ring_end = 0;  // the end of its arguments in its worker's ring (0: none there)
     ~Pending() {
       for (int fd : fds) ::close(fd);
     }
@@ -102,6 +106,11 @@ class ProcessPoolCore {
     std::string out;
     std::vector<int> out_fds;  // descriptors to attach at the start of `out` (one frame's)
     std::deque<std::unique_ptr<Pending>> in_flight;
+    // The shared-memory rings of large values (shared_ring.hpp), made on first need: arguments
+    // (written here), results (written by the worker, which sends its descriptor).
+    std::unique_ptr<mpd::SharedRing> args_ring;
+    std::unique_ptr<mpd::SharedRing> results_ring;
+    bool args_ring_failed = false;  // memfd or mmap failed once: the socket carries everything
     std::uint64_t sent = 0;
     bool ready = false;
     bool exit_sent = false;
@@ -118,6 +127,7 @@ class ProcessPoolCore {
   void on_exit(Worker& w);
   void dispatch();
   void flush(Worker& w);
+  void share_large_arguments(Worker& w, TaskMessage& message, Pending& task);
   void start_worker();
   void break_pool(std::string why);
   bool quiescent() const;
@@ -131,6 +141,7 @@ class ProcessPoolCore {
   const std::optional<mp::Call> initializer_;
   const std::uint64_t max_tasks_per_child_;
   const bool replace_dead_workers_;
+  const std::uint64_t shared_threshold_;
   std::atomic<std::size_t> started_{0};
 
   // Shared between the callers (submit, shutdown, worker_pids) and the manager thread.
@@ -162,7 +173,8 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
       method_(pool_start_method(options)),
       initializer_(std::move(options.initializer)),
       max_tasks_per_child_(options.max_tasks_per_child),
-      replace_dead_workers_(options.on_worker_death == WorkerDeath::replace) {
+      replace_dead_workers_(options.on_worker_death == WorkerDeath::replace),
+      shared_threshold_(options.shared_memory_threshold) {
   if (options.max_workers && *options.max_workers == 0) {
     throw std::invalid_argument(
         "concur::ProcessPoolExecutor: max_workers must be greater than 0; leave it unset for one "
@@ -277,6 +289,7 @@ void ProcessPoolCore::start_worker() {
   bootstrap.process_name = "ProcessPoolExecutor-worker-" + std::to_string(++worker_counter_);
   if (initializer_) bootstrap.call = *initializer_;
   bootstrap.max_tasks = max_tasks_per_child_;
+  bootstrap.shared_memory_threshold = shared_threshold_;
   auto w = std::make_unique<Worker>();
   if (method_ == mp::StartMethod::fork) {
     w->launched = mpd::launch_fork(
@@ -353,7 +366,8 @@ void ProcessPoolCore::dispatch() {
     for (auto& task : batch) {
       if (!task->fds.empty()) flush(*w);  // a frame with descriptors starts a write of its own
       task->inputs = task->args.size();
-      TaskMessage message{task->id, task->function, task->signature, std::move(task->args)};
+      TaskMessage message{task->id, task->function, task->signature, std::move(task->args), {}};
+      share_large_arguments(*w, message, *task);
       const std::size_t at =
           mpd::begin_frame(w->out, mpd::kTask, 0, static_cast<std::uint16_t>(task->fds.size()));
       mp::serialize_into(w->out, message);
@@ -402,6 +416,39 @@ void ProcessPoolCore::flush(Worker& w) {
   w.out.clear();
 }
 
+// Moves each argument of at least shared_threshold_ bytes into w's ring (made and announced the
+// first time), leaving a span in its place: the copy into the ring replaces the copy into the
+// outgoing buffer, and the worker decodes it where it lies. One that does not fit goes as before.
+void ProcessPoolCore::share_large_arguments(Worker& w, TaskMessage& message, Pending& task) {
+  if (shared_threshold_ == 0) return;
+  for (std::size_t i = 0; i < message.args.size(); ++i) {
+    std::string& arg = message.args[i];
+    if (arg.size() < shared_threshold_) continue;
+    if (!w.args_ring) {
+      if (w.args_ring_failed) return;
+      try {
+        w.args_ring = mpd::SharedRing::create();
+        flush(w);  // what is queued goes first: the announcement must precede its first use
+        std::string frame;
+        mpd::append_frame(frame, mpd::kControl, 0, mpd::kRing, 1);
+        mpd::send_all(w.launched.channel, frame, {w.args_ring->fd()}, std::nullopt);
+      } catch (const OSError&) {
+        w.args_ring.reset();
+        w.args_ring_failed = true;
+        return;
+      } catch (const EOFError&) {
+        return;  // the worker is gone; its exit is handled when the watch fires
+      }
+    }
+    const std::optional<std::uint64_t> position = w.args_ring->allocate(arg.size());
+    if (!position) continue;
+    std::memcpy(w.args_ring->data(*position), arg.data(), arg.size());
+    message.shared.push_back({static_cast<std::uint32_t>(i), *position, arg.size()});
+    task.ring_end = message.shared.back().end();
+    std::string().swap(arg);
+  }
+}
+
 void ProcessPoolCore::on_result(Worker& w, const mpd::Frame& frame) {
   const auto message = mp::deserialize<ResultMessage>(frame.payload);
   if (w.in_flight.empty() || w.in_flight.front()->id != message.id) {
@@ -411,18 +458,25 @@ void ProcessPoolCore::on_result(Worker& w, const mpd::Frame& frame) {
   // A known status and one result per call sent: a short map chunk would lose values silently.
   // (Throws ProtocolError while the task is still in flight, so break_pool() fails its future.)
   mpd::check_answer(message, w.in_flight.front()->inputs);
+  // Large results lie in the worker's ring; a span outside it is as corrupt as a bad header.
+  const std::vector<std::string_view> results =
+      mpd::resolve_shared(message.results, message.shared, w.results_ring.get());
   std::unique_ptr<Pending> task = std::move(w.in_flight.front());
   w.in_flight.pop_front();
   const double per_task = static_cast<double>(message.busy_ns) /
                           static_cast<double>(std::max<std::size_t>(1, task->inputs));
   avg_task_ns_ = avg_task_ns_ <= 0 ? per_task : 0.9 * avg_task_ns_ + 0.1 * per_task;
   if (message.status == ResultMessage::kOk) {
-    task->completer(task->state, message.results);
+    task->completer(task->state, results);
   } else {
     task->state->fail(std::make_exception_ptr(
         RemoteError(message.error_type, message.error_message, message.pid)));
   }
   task->state->release();
+  // Both rings are given back in order: the worker answers its tasks in the order it got them,
+  // and it is done with a task's arguments once it has answered.
+  if (!message.shared.empty()) w.results_ring->release_through(message.shared.back().end());
+  if (task->ring_end != 0) w.args_ring->release_through(task->ring_end);
 }
 
 void ProcessPoolCore::on_readable(Worker& w) {
@@ -436,6 +490,10 @@ void ProcessPoolCore::on_readable(Worker& w) {
           w.ready = true;
         } else if (frame->payload.rfind(kInitFailed, 0) == 0) {
           w.init_failure = frame->payload.substr(kInitFailed.size() + 1);
+        } else if (frame->payload == mpd::kRing && frame->fds.size() == 1) {
+          const int fd = frame->fds[0];
+          frame->fds.clear();
+          w.results_ring = mpd::SharedRing::attach(fd);  // takes the descriptor
         }
       }
       for (int fd : frame->fds) ::close(fd);
@@ -443,6 +501,9 @@ void ProcessPoolCore::on_readable(Worker& w) {
   } catch (const ProtocolError& e) {
     break_pool(std::string("concur::ProcessPoolExecutor: a worker sent a corrupt message (") +
                e.what() + ")");
+  } catch (const OSError& e) {
+    break_pool(std::string("concur::ProcessPoolExecutor: could not read a worker's results (") +
+               e.what() + "); free some memory or descriptors");
   }
   if (!open && !w.exited) {
     poller_.unwatch(w.launched.channel);

@@ -7,6 +7,7 @@
 // Names are given without the leading '/'. Failures return -1 / false with errno set.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,11 @@ std::vector<std::string> named_memory_segments();
 
 // A segment with no name, close-on-exec; `label` shows in /proc/<pid>/fd for debugging.
 int create_anonymous_memory(const char* label) noexcept;
+
+// Gives the pages of [addr, addr + bytes) of a shared mapping back to the system: the memory is
+// freed, and the range reads as zeros the next time it is touched, in every process mapping it.
+// addr and bytes must be page-aligned. (Linux: madvise MADV_REMOVE; elsewhere a port may punch a
+// hole in the file or do nothing.)
+bool discard_shared_pages(void* addr, std::size_t bytes) noexcept;
 
 }  // namespace concur::platform

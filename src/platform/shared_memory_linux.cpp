@@ -34,4 +34,8 @@ int create_anonymous_memory(const char* label) noexcept {
   return memfd_create(label, MFD_CLOEXEC);
 }
 
+bool discard_shared_pages(void* addr, std::size_t bytes) noexcept {
+  return madvise(addr, bytes, MADV_REMOVE) == 0;
+}
+
 }  // namespace concur::platform

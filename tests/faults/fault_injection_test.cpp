@@ -42,9 +42,9 @@ const Fault kFaults[] = {
     {"mmap", "ENOMEM"},   {"memfd_create", "EMFILE"}, {"epoll_ctl", "ENOMEM"},
 };
 
-const char* const kScenarios[] = {"pipe",          "shared_memory",      "process_fork",
-                                  "process_spawn", "process_forkserver", "pool",
-                                  "queue"};
+const char* const kScenarios[] = {
+    "pipe", "shared_memory", "process_fork", "process_spawn", "process_forkserver",
+    "pool", "pool_large",    "queue"};
 
 #if CONCUR_FAULT_ASYNCIO
 // asyncio's calls into libuv, failed as libuv reports errors (UV_E* = -errno). Its scenarios do

@@ -44,6 +44,11 @@ int square(int x) {
 }
 CONCUR_REGISTER(square);
 
+std::vector<std::uint8_t> echo_bytes(std::vector<std::uint8_t> bytes) {
+  return bytes;
+}
+CONCUR_REGISTER(echo_bytes);
+
 void child_echo(mp::Connection conn) {
   conn.send(conn.recv<std::string>(30s));
 }
@@ -145,6 +150,20 @@ void pool() {
     if (futures[static_cast<std::size_t>(i)].result(30s) != i * i) {
       throw std::runtime_error("wrong result from the pool");
     }
+  }
+  pool.shutdown();
+}
+
+// Arguments and results above the pool's shared-memory threshold: a failed memfd_create,
+// ftruncate or mmap must either fall back to the socket (the values still right) or surface as a
+// concur error, and leave nothing open.
+void pool_large() {
+  concur::ProcessPoolExecutor pool({.max_workers = 2, .start_method = mp::StartMethod::forkserver});
+  const std::vector<std::uint8_t> in(256 * 1024, 7);
+  std::vector<concur::Future<std::vector<std::uint8_t>>> futures;
+  for (int i = 0; i < 6; ++i) futures.push_back(pool.submit(echo_bytes, in));
+  for (auto& f : futures) {
+    if (f.result(30s) != in) throw std::runtime_error("wrong large result from the pool");
   }
   pool.shutdown();
 }
@@ -272,7 +291,7 @@ const std::map<std::string, std::function<void()>>& scenarios() {
         {"process_fork", [] { process(mp::StartMethod::fork); }},
         {"process_spawn", [] { process(mp::StartMethod::spawn); }},
         {"process_forkserver", [] { process(mp::StartMethod::forkserver); }}, {"pool", pool},
-        {"queue", queue},
+        {"pool_large", pool_large}, {"queue", queue},
 #if CONCUR_FAULT_ASYNCIO
         {"asyncio_echo", asyncio_echo}, {"asyncio_subprocess", asyncio_subprocess},
 #endif

@@ -4,7 +4,10 @@
 // type, as ProcessPoolExecutor's complete_one / complete_chunk do. Whatever the bytes, the
 // outcome is values or a ProtocolError -- never a crash, a read past the buffer, an allocation the
 // bytes ask for, or a kOk answer whose result count differs from the calls sent (a map chunk that
-// comes back short would silently lose values).
+// comes back short would silently lose values). Results named by shared-memory spans are looked
+// up in a ring as the process pool does (resolve_shared): a span outside it, for an entry that does
+// not exist or is not empty, or out of order, is a ProtocolError too, never a read outside the
+// ring.
 //
 // Input: [calls in the task][type of the results][ResultMessage bytes...]
 #include <cstddef>
@@ -20,6 +23,7 @@
 
 #include "concur/errors.hpp"
 #include "concur/multiprocessing/serialization.hpp"
+#include "multiprocessing/shared_ring.hpp"
 #include "multiprocessing/task_message.hpp"
 
 namespace mp = concur::multiprocessing;
@@ -27,9 +31,22 @@ namespace mpd = concur::multiprocessing::detail;
 
 namespace {
 
+// A worker's ring of results as the pool maps it: 64 KiB of encoded values and garbage.
+const mpd::SharedRing& ring() {
+  static const auto r = [] {
+    auto made = mpd::SharedRing::create(64 * 1024);
+    const auto p = made->allocate(made->capacity());
+    for (std::uint64_t i = 0; i < made->capacity(); ++i) {
+      made->data(*p)[i] = static_cast<char>(i % 7 == 0 ? 0 : i * 31);
+    }
+    return made;
+  }();
+  return *r;
+}
+
 template <class T>
-void decode_all(const std::vector<std::string>& results) {
-  for (const std::string& r : results) {
+void decode_all(const std::vector<std::string_view>& results) {
+  for (const std::string_view r : results) {
     try {
       (void)mp::deserialize<T>(r);
     } catch (const concur::ProtocolError&) {
@@ -46,9 +63,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const int type = data[1] % 5;
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 2, size - 2);
   mpd::ResultMessage answer;
+  std::vector<std::string_view> results;
   try {
     answer = mp::deserialize<mpd::ResultMessage>(bytes);
     mpd::check_answer(answer, calls);
+    results = mpd::resolve_shared(answer.results, answer.shared, &ring());
   } catch (const concur::ProtocolError&) {
     return 0;  // the pool breaks with "a worker sent a corrupt message"
   }
@@ -63,19 +82,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   switch (type) {
     case 0:
-      decode_all<std::int64_t>(answer.results);
+      decode_all<std::int64_t>(results);
       break;
     case 1:
-      decode_all<std::string>(answer.results);
+      decode_all<std::string>(results);
       break;
     case 2:
-      decode_all<std::vector<double>>(answer.results);
+      decode_all<std::vector<double>>(results);
       break;
     case 3:
-      decode_all<std::map<std::string, std::optional<std::int32_t>>>(answer.results);
+      decode_all<std::map<std::string, std::optional<std::int32_t>>>(results);
       break;
     default:
-      decode_all<std::pair<std::vector<std::string>, bool>>(answer.results);
+      decode_all<std::pair<std::vector<std::string>, bool>>(results);
   }
   return 0;
 }

@@ -101,6 +101,11 @@ void results(const fs::path& dir) {
   raised.error_type = "std::runtime_error";
   raised.error_message = "boom";
   write(dir, "raised", std::string{'\0', '\2'} + mp::serialize(raised));
+  mp::detail::ResultMessage shared;
+  shared.id = 6;
+  shared.results = {"", mp::serialize(std::string("small")), ""};
+  shared.shared = {{0, 0, 16}, {2, 4096, 300}};
+  write(dir, "shared-spans", std::string{'\2', '\1'} + mp::serialize(shared));
 }
 
 // [limit][reads][read bytes...][chunking seed][payload]: lines, a separator split across chunks,

@@ -55,16 +55,18 @@ struct FunctionTraits<R (*)(A...)> {
 template <class R, class... A>
 struct FunctionTraits<R (*)(A...) noexcept> : FunctionTraits<R (*)(A...)> {};
 
-// Decodes the arguments, runs the function, encodes its result (None for void). A task's own
-// exception propagates to the caller of the invoker. The encoded arguments are released once
-// decoded, so a big argument is not held twice while the function runs.
-using Invoker = std::string (*)(std::string&& args);
+// Decodes the arguments from `encoded_args`, runs the function, encodes its result (None for
+// void). A task's own exception propagates to the caller of the invoker. `owner`, if given, is the
+// buffer that holds the encoded arguments: it is released once they are decoded, so a big argument
+// is not held twice while the function runs. (The arguments may also lie in memory the caller does
+// not own, a shared-memory ring: then there is no owner.)
+using Invoker = std::string (*)(std::string_view encoded_args, std::string* owner);
 
 template <auto F>
-std::string invoke(std::string&& encoded_args) {
+std::string invoke(std::string_view encoded_args, std::string* owner) {
   using Traits = FunctionTraits<decltype(F)>;
   auto args = deserialize<typename Traits::Args>(encoded_args);
-  std::string().swap(encoded_args);
+  if (owner) std::string().swap(*owner);
   if constexpr (std::is_void_v<typename Traits::Result>) {
     std::apply(F, std::move(args));
     return multiprocessing::serialize(None{});
