@@ -3,11 +3,16 @@
 // StreamWriter::write + drain.
 //
 //   concur_echo --port 0     prints "PORT <n>", echoes on 127.0.0.1:<n> until SIGTERM or SIGINT
+//     --read-into            reads with StreamReader::read_into into a 64 KiB buffer of each
+//                            connection (the zero-copy read) instead of read() -> std::string
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <span>
+#include <string_view>
 
 #include "concur/asyncio.hpp"
 #include "concur/asyncio/streams.hpp"
@@ -30,8 +35,26 @@ asyncio::Task<void> echo(asyncio::StreamReader reader, asyncio::StreamWriter wri
   writer.close();
 }
 
-asyncio::Task<void> serve(std::uint16_t port) {
-  asyncio::Server server = co_await asyncio::start_server(echo, "127.0.0.1", port);
+// The same with the zero-copy read: the socket is read straight into the connection's buffer and
+// written back from it (write(string_view) copies only what the socket does not take at once).
+asyncio::Task<void> echo_into(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
+  try {
+    std::unique_ptr<char[]> buffer(new char[65536]);
+    for (;;) {
+      const std::size_t n = co_await reader.read_into(std::span<char>(buffer.get(), 65536));
+      if (n == 0) break;  // EOF
+      writer.write(std::string_view(buffer.get(), n));
+      co_await writer.drain();
+    }
+  } catch (const concur::ConnectionError&) {
+    // A reset: the client is gone, and so is this connection.
+  }
+  writer.close();
+}
+
+asyncio::Task<void> serve(std::uint16_t port, bool read_into) {
+  asyncio::Server server =
+      co_await asyncio::start_server(read_into ? echo_into : echo, "127.0.0.1", port);
   std::printf("PORT %u\n", static_cast<unsigned>(server.port()));
   std::fflush(stdout);
   asyncio::EventLoop& loop = asyncio::get_running_loop();
@@ -52,12 +75,14 @@ void raise_fd_limit() {
 
 int main(int argc, char** argv) {
   unsigned short port = 0;
+  bool read_into = false;
   CLI::App app{"TCP echo server: concur::asyncio streams, one thread"};
   app.add_option("--port", port, "0: any free port (printed as PORT <n>)")->required();
+  app.add_flag("--read-into", read_into, "read with read_into (zero-copy) instead of read()");
   CLI11_PARSE(app, argc, argv);
   raise_fd_limit();
   try {
-    asyncio::run(serve(port), asyncio::RunOptions{.handle_sigint = false});
+    asyncio::run(serve(port, read_into), asyncio::RunOptions{.handle_sigint = false});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "concur_echo: %s\n", e.what());
     return 1;

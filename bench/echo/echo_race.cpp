@@ -14,10 +14,10 @@
 //             [--python PATH] [--json FILE] [--repetitions N] [--seconds S] [--warmup S]
 //             [--scenarios 100x64,10000x64]
 //
-// Built-in servers: concur (concur_echo: concur::asyncio streams), libuv, asio (the binaries next
-// to this one), uvloop-protocol, uvloop-streams,
-// asyncio-protocol, asyncio-streams (bench/peers/python_echo.py under --python). --server adds
-// any program that takes "--port 0" and prints "PORT <n>" first, e.g.
+// Built-in servers: concur (concur_echo: concur::asyncio streams, read()), concur-read-into (the
+// same with the zero-copy read_into), libuv, asio (the binaries next to this one), uvloop-protocol,
+// uvloop-streams, asyncio-protocol, asyncio-streams (bench/peers/python_echo.py under --python).
+// --server adds any program that takes "--port 0" and prints "PORT <n>" first, e.g.
 //   echo_race --server concur=build/release/bench/concur_echo
 #include <sched.h>
 #include <signal.h>
@@ -228,9 +228,11 @@ std::vector<std::string> split_words(const std::string& text) {
 
 std::vector<ServerSpec> builtin_servers(const Settings& s) {
   const std::string dir = executable_dir();
-  std::vector<ServerSpec> servers{{"concur", {dir + "/concur_echo"}, std::nullopt},
-                                  {"libuv", {dir + "/libuv_echo"}, std::nullopt},
-                                  {"asio", {dir + "/asio_echo"}, std::nullopt}};
+  std::vector<ServerSpec> servers{
+      {"concur", {dir + "/concur_echo"}, std::nullopt},
+      {"concur-read-into", {dir + "/concur_echo", "--read-into"}, std::nullopt},
+      {"libuv", {dir + "/libuv_echo"}, std::nullopt},
+      {"asio", {dir + "/asio_echo"}, std::nullopt}};
   const concur::support::Python python(s.python);
   std::optional<std::string> why_not = python.unavailable();
   std::string script;

@@ -1,6 +1,8 @@
 // StreamReader: the reads (read, readexactly, readuntil, readline) over a connection's buffer
 // (stream_state.hpp), each an awaitable ReadOp that waits for the bytes it needs.
 #include <algorithm>
+#include <cstring>
+#include <span>
 #include <string>
 
 #include "asyncio/stream_state.hpp"
@@ -17,14 +19,24 @@ using detail::StreamState;
 namespace detail {
 
 bool ReadOpAccess::wants_direct_delivery(const StreamReader::ReadOp& op) {
-  return op.kind == StreamReader::ReadOp::kRead;
+  return op.kind == StreamReader::ReadOp::kRead || op.kind == StreamReader::ReadOp::kInto;
 }
 
 std::size_t ReadOpAccess::deliver(StreamReader::ReadOp& op, const char* data, std::size_t size) {
   const std::size_t took = std::min(size, op.n);
-  op.result.assign(data, took);
+  if (op.kind == StreamReader::ReadOp::kInto) {
+    if (data != op.into) std::memcpy(op.into, data, took);  // else read in place (on_alloc)
+    op.scanned = took;
+  } else {
+    op.result.assign(data, took);
+  }
   op.filled = true;
   return took;
+}
+
+std::span<char> ReadOpAccess::read_target(const StreamReader::ReadOp& op) {
+  if (op.kind != StreamReader::ReadOp::kInto) return {};
+  return {op.into, op.n};
 }
 
 bool ReadOpAccess::satisfied(StreamReader::ReadOp& op) {
@@ -40,8 +52,9 @@ void ReadOpAccess::unfill(StreamReader::ReadOp& op) {
 // ---------------------------------------------------------------------------------------------
 // The read awaitable
 
-StreamReader::ReadOp::ReadOp(StreamState* state, Kind k, std::size_t count, std::string separator)
-    : s(state), kind(k), n(count), sep(std::move(separator)) {}
+StreamReader::ReadOp::ReadOp(StreamState* state, Kind k, std::size_t count, std::string separator,
+                             char* into_buffer)
+    : s(state), kind(k), n(count), sep(std::move(separator)), into(into_buffer) {}
 
 StreamReader::ReadOp::~ReadOp() {
   if (s && s->reader_op == this) s->reader_op = nullptr;
@@ -52,6 +65,7 @@ bool StreamReader::ReadOp::satisfied() {
   std::size_t have = s->buffered();
   switch (kind) {
     case kRead:
+    case kInto:
       return have > 0 || n == 0;
     case kReadAll:
       return false;
@@ -116,6 +130,8 @@ std::string StreamReader::ReadOp::await_resume() {
       if (have > 0) return detail::take(s, std::min(n, have));
       if (s->read_error) raise_error();
       return {};
+    case kInto:  // read_into's awaitable resumes through resume_into()
+      return {};
     case kReadAll:
       if (s->read_error) raise_error();
       return detail::take(s, have);
@@ -165,6 +181,29 @@ std::string StreamReader::ReadOp::await_resume() {
   return {};
 }
 
+std::size_t StreamReader::ReadOp::resume_into() {
+  if (s->reader_op == this) s->reader_op = nullptr;
+  if (task && task->must_cancel()) {
+    if (filled) {
+      // The bytes were placed in the caller's buffer for this read; keep them for the next one.
+      s->rbuf.insert(s->rpos, into, scanned);
+      filled = false;
+    }
+    task->throw_if_cancel_requested();
+  }
+  if (filled) return scanned;
+  if (n == 0) return 0;
+  const std::size_t have = s->buffered();
+  if (have > 0) {
+    const std::size_t k = std::min(n, have);
+    std::memcpy(into, s->rbuf.data() + s->rpos, k);
+    detail::discard(s, k);
+    return k;
+  }
+  if (s->read_error) detail::throw_uv(s->read_error, "asyncio::StreamReader read_into");
+  return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The handle
 
@@ -197,6 +236,9 @@ StreamReader::ReadOp StreamReader::readuntil(std::string separator) {
 }
 StreamReader::ReadOp StreamReader::readline() {
   return ReadOp(state("readline"), ReadOp::kLine, 0, "\n");
+}
+StreamReader::ReadIntoOp StreamReader::read_into(std::span<char> buffer) {
+  return ReadIntoOp(state("read_into"), buffer.data(), buffer.size());
 }
 bool StreamReader::at_eof() const {
   StreamState* s = state("at_eof");

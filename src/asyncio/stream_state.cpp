@@ -3,6 +3,7 @@
 #include "asyncio/stream_state.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -106,7 +107,18 @@ char* read_buffer() {
   return buffer.get();
 }
 
-void on_alloc(uv_handle_t*, std::size_t, uv_buf_t* buf) {
+void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  // A read_into waiting with nothing buffered: the kernel copies straight into the caller's
+  // buffer (on_read then finds the bytes in place). libuv calls on_read right after, on this
+  // thread, so the read is still the one waiting then.
+  const auto* s = static_cast<const StreamState*>(handle->data);
+  if (const StreamReader::ReadOp* op = s->reader_op; op && s->buffered() == 0) {
+    if (const std::span<char> target = ReadOpAccess::read_target(*op); !target.empty()) {
+      *buf = uv_buf_init(target.data(), static_cast<unsigned>(std::min<std::size_t>(
+                                            target.size(), std::numeric_limits<unsigned>::max())));
+      return;
+    }
+  }
   *buf = uv_buf_init(read_buffer(), kReadChunk);
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,8 @@ struct ReadOpAccess {
   // buffering them; returns how many it took.
   static std::size_t deliver(StreamReader::ReadOp& op, const char* data, std::size_t size);
   static bool wants_direct_delivery(const StreamReader::ReadOp& op);
+  // A waiting read_into's buffer, for libuv to read into directly; empty for other reads.
+  static std::span<char> read_target(const StreamReader::ReadOp& op);
   static bool satisfied(StreamReader::ReadOp& op);
   // The connection closed under a waiting read: it sees EOF or the error, not a delivery.
   static void unfill(StreamReader::ReadOp& op);

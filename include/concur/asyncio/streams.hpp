@@ -23,6 +23,13 @@
 //                    buffered).
 //   readline()       readuntil("\n"), but the partial line at EOF is returned, and on
 //                    LimitOverrunError the overlong line is discarded first (as Python).
+//   read_into(buf)   up to buf.size() bytes into the caller's buffer as soon as any are there;
+//                    the result is how many (0 at EOF or for an empty buf) -- Python's readinto
+//                    (loop.sock_recv_into, BufferedProtocol). The zero-copy read: while it waits
+//                    with nothing buffered, the socket is read straight into buf (no shared
+//                    buffer, no std::string, no allocation); bytes already buffered are copied.
+//                    buf must stay valid until the read completes (await it at once); if the read
+//                    is cancelled, the bytes it had received stay buffered for the next read.
 // One read at a time: a second concurrent read on the same reader is a RuntimeError. A connection
 // error is thrown by the next read (ConnectionResetError...), after the bytes that came before it.
 //
@@ -43,6 +50,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,10 +110,13 @@ class StreamReader {
     // reached by the reader and by the connection's callbacks (detail::ReadOpAccess) only.
     friend class StreamReader;
     friend struct detail::ReadOpAccess;
-    enum Kind : std::uint8_t { kRead, kReadAll, kExactly, kUntil, kLine };
-    ReadOp(detail::StreamState* state, Kind k, std::size_t count, std::string separator);
+    enum Kind : std::uint8_t { kRead, kReadAll, kExactly, kUntil, kLine, kInto };
+    ReadOp(detail::StreamState* state, Kind k, std::size_t count, std::string separator,
+           char* into = nullptr);
     // Whether the buffer now satisfies this read; a readuntil remembers how far it searched.
     bool satisfied();
+    // read_into's result: bytes placed in `into`.
+    std::size_t resume_into();
 
     detail::StreamState* s;
     Kind kind;
@@ -113,13 +124,29 @@ class StreamReader {
     std::string sep;
     std::string result;       // filled straight from the socket when the buffer was empty
     std::size_t scanned = 0;  // how far readuntil has searched for sep
+    char* into = nullptr;     // read_into's buffer (n bytes); `scanned` then counts bytes placed
     bool filled = false;
+  };
+
+  // read_into's awaitable: a read whose result is a count of bytes. Only co_await it.
+  class [[nodiscard]] ReadIntoOp {
+   public:
+    bool await_ready() { return op_.await_ready(); }
+    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    std::size_t await_resume() { return op_.resume_into(); }
+
+   private:
+    friend class StreamReader;
+    ReadIntoOp(detail::StreamState* state, char* into, std::size_t n)
+        : op_(state, ReadOp::kInto, n, {}, into) {}
+    ReadOp op_;
   };
 
   ReadOp read(long n = -1);
   ReadOp readexactly(std::size_t n);
   ReadOp readuntil(std::string separator = "\n");
   ReadOp readline();
+  ReadIntoOp read_into(std::span<char> buffer);
   // True once EOF was received and the buffer is empty.
   bool at_eof() const;
   // Bytes received and not read yet.
