@@ -27,8 +27,8 @@
 // cannot run): the like-for-like comparison is the Event ping-pong against the cheaper of the two
 // thread ping-pongs. Confirmed when the coroutine hand-over is at least kMuchCheaper x cheaper;
 // partly true when it is at least kNoticeably x cheaper, or only the bare sleep(0) yield is
-// kMuchCheaper x cheaper; refuted otherwise (no coroutine form noticeably cheaper than a thread
-// switch).
+// kMuchCheaper x cheaper; refuted otherwise (the hand-over not noticeably cheaper than a thread
+// switch, and the yield not much cheaper: the explanation says how much cheaper it was, if at all).
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
@@ -77,6 +77,16 @@ Judgement judge(const Measurements& m) {
             numbers + fmt::format(" Only the bare yield is {} cheaper; the like-for-like "
                                   "hand-over is within {} of a thread switch.",
                                   format_ratio(kMuchCheaper), format_ratio(kNoticeably))};
+  }
+  if (m.yield_ratio() >= kNoticeably) {
+    // The yield is cheaper, only not by the order of magnitude the claim needs: say so, rather
+    // than that no form was cheaper.
+    return {Verdict::kRefuted,
+            numbers + fmt::format(" The like-for-like hand-over was not even {} cheaper than a "
+                                  "thread switch, and the bare yield only {} (\"massive\" needs "
+                                  "{}).",
+                                  format_ratio(kNoticeably), format_ratio(m.yield_ratio()),
+                                  format_ratio(kMuchCheaper))};
   }
   return {Verdict::kRefuted, numbers + fmt::format(" Neither coroutine form was even {} cheaper "
                                                    "than a thread switch.",
