@@ -40,7 +40,8 @@ std::vector<Threshold> thresholds() {
   return {{"few_ms_low_s", kFewMsLow, "\"every few milliseconds\": a slice of at least 1 ms"},
           {"few_ms_high_s", kFewMsHigh, "... and at most 10 ms (\"few\" read generously)"},
           {"massive_loss", kMassiveLoss,
-           "\"massive\": switching costs at least a tenth of the core's work"},
+           "\"massive\": switching costs at least a tenth of the core's work, every shared run "
+           "below every run alone (else the machine's noise)"},
           {"min_switches", static_cast<double>(kMinSwitches),
            "fewer involuntary switches than this: the threads did not compete, nothing judged"},
           {"impossible_gain", kImpossibleGain,
@@ -64,7 +65,8 @@ Judgement judge(const Measurements& m) {
                         m.threads, m.shared_work.median(), -100 * m.loss(), m.alone_work.median())};
   }
   const bool few_ms = m.median_slice_s >= kFewMsLow && m.median_slice_s <= kFewMsHigh;
-  const bool massive = m.loss() >= kMassiveLoss;
+  const bool massive = m.loss() >= kMassiveLoss && m.loss_stands_out();
+  const bool lost_in_noise = m.loss() >= kMassiveLoss && !m.loss_stands_out();
   std::string text = fmt::format(
       "{} threads sharing one core were preempted {} times: each ran {} between pauses "
       "(median), {} every few milliseconds; each pause kept a thread waiting {} for the core "
@@ -73,14 +75,20 @@ Judgement judge(const Measurements& m) {
       m.threads, m.involuntary_switches, format_seconds(m.median_slice_s),
       few_ms ? "that is" : "that is not", format_seconds(m.wait_per_switch_s),
       // A negative loss is noise (sharing cannot add work): said as such, not as a "cost" of -N%.
-      m.loss() >= 0
+      lost_in_noise
+          ? fmt::format("Sharing the core cost {:.1f}% of the work done per second on it by the "
+                        "medians, but the runs overlap (shared {:.3g}-{:.3g}, alone {:.3g}-{:.3g}) "
+                        "so this machine's noise could make that much,",
+                        100 * m.loss(), m.shared_work.min(), m.shared_work.max(),
+                        m.alone_work.min(), m.alone_work.max())
+      : m.loss() >= 0
           ? fmt::format("Sharing the core cost {:.1f}% of the work done per second on it,",
                         100 * m.loss())
           : fmt::format("Sharing the core cost nothing measurable (it even did {:.1f}% "
                         "more work per second on it: this machine's noise),",
                         -100 * m.loss()),
-      m.shared_work.median(), m.alone_work.median(), massive ? "at least" : "far below",
-      100 * kMassiveLoss);
+      m.shared_work.median(), m.alone_work.median(),
+      massive ? "at least" : (lost_in_noise ? "not clearly" : "far below"), 100 * kMassiveLoss);
   if (few_ms && massive) return {Verdict::kConfirmed, text};
   if (few_ms || massive) {
     return {Verdict::kPartlyTrue,
