@@ -64,10 +64,14 @@ Bytes reverse_of(Bytes b) {
   return b;
 }
 
+// This program's segments in /dev/shm (concur names them "concur-<pid>-..."): other tests running
+// beside this one create and remove their own, which must not count.
 std::set<std::string> dev_shm() {
   std::set<std::string> names;
+  const std::string mine = "concur-" + std::to_string(getpid()) + "-";
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
-    names.insert(entry.path().filename().string());
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(mine, 0) == 0) names.insert(name);
   }
   return names;
 }
