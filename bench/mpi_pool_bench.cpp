@@ -6,6 +6,11 @@
 //   tiny_tasks_per_s   submit N tasks int f(int) (x + 1), then result() of all          tasks/s
 //   round_trip_p50_us  submit(f, i).result(), one at a time, M times                    us
 //   big_arg_mib_per_s  K tasks, each given a 64 MiB byte vector (returns its size)      MiB/s
+//   big_buffer_cold_mib_per_s  the same, the 64 MiB given as a concur::multiprocessing::ByteBuffer
+//                      sharing one vector (out of band on MPI: no encode, no decode; inline,
+//                      one copy each way, in the process pool), the first time      MiB/s
+//   big_buffer_mib_per_s  the same again right after: the MPI workers' receive buffers are
+//                      warm, as the bare loop's are (it receives into buffers it has) MiB/s
 //   bare_mpi           the floor for big_arg_mib_per_s: the same K x 64 MiB sent with plain
 //                      MPI_Isend to the two worker ranks (alternating), each receiving into a
 //                      buffer it already has and answering with one small message     MiB/s
@@ -18,10 +23,12 @@
 #include <algorithm>
 #include <chrono>
 #include <concur/mpi_pool.hpp>
+#include <concur/multiprocessing/byte_buffer.hpp>
 #include <concur/multiprocessing/main_guard.hpp>
 #include <concur/process_pool.hpp>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +45,11 @@ std::uint64_t size_of(const std::vector<std::uint8_t>& bytes) {
   return bytes.size();
 }
 CONCUR_REGISTER(size_of);
+
+std::uint64_t size_of_buffer(concur::multiprocessing::ByteBuffer bytes) {
+  return bytes.size();
+}
+CONCUR_REGISTER(size_of_buffer);
 
 struct Counts {
   int tiny = 100'000;
@@ -88,13 +100,31 @@ double big_arg_mib_per_s(Pool& pool, int n) {
 }
 
 template <class Pool>
+double big_buffer_mib_per_s(Pool& pool, int n) {
+  const auto big = std::make_shared<const std::vector<std::uint8_t>>(64u << 20, 7);
+  const auto t0 = Clock::now();
+  std::vector<concur::Future<std::uint64_t>> futures;
+  for (int i = 0; i < n; ++i) {
+    futures.push_back(pool.submit(size_of_buffer, concur::multiprocessing::ByteBuffer(big)));
+  }
+  for (auto& f : futures) {
+    if (f.result() != big->size()) std::fprintf(stderr, "wrong size\n");
+  }
+  return 64.0 * n / seconds_since(t0);
+}
+
+template <class Pool>
 void measure(const char* name, Pool& pool, const Counts& counts) {
   (void)tiny_tasks_per_s(pool, std::min(counts.tiny, 1000));  // warm up: workers started
   const double tiny = tiny_tasks_per_s(pool, counts.tiny);
   const double p50 = round_trip_p50_us(pool, counts.round_trips);
   const double big = big_arg_mib_per_s(pool, counts.big_args);
-  std::printf("%s tiny_tasks_per_s=%.0f round_trip_p50_us=%.1f big_arg_mib_per_s=%.0f\n", name,
-              tiny, p50, big);
+  const double cold = big_buffer_mib_per_s(pool, counts.big_args);
+  const double warm = big_buffer_mib_per_s(pool, counts.big_args);
+  std::printf(
+      "%s tiny_tasks_per_s=%.0f round_trip_p50_us=%.1f big_arg_mib_per_s=%.0f "
+      "big_buffer_cold_mib_per_s=%.0f big_buffer_mib_per_s=%.0f\n",
+      name, tiny, p50, big, cold, warm);
   std::fflush(stdout);
 }
 

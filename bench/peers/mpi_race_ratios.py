@@ -26,3 +26,9 @@ if "bare_mpi" in rows:
     bare = rows["bare_mpi"]["send_mib_per_s"]
     line += f", {m[big] / bare:.2f} of bare MPI_Isend/MPI_Recv's {bare:.0f} MiB/s (goal >= 0.8)"
 print(line)
+buf = "big_buffer_mib_per_s"
+if buf in m:
+    line = f"64 MiB ByteBuffer (out of band): {m[buf] / q[big]:.1f}x mpi4py.futures' MiB/s"
+    if "bare_mpi" in rows:
+        line += f", {m[buf] / bare:.2f} of bare MPI's (goal >= 0.8)"
+    print(line)

@@ -31,6 +31,12 @@
 // Large data: an argument or result larger than 64 KiB is not copied into a batch: it goes as an
 // MPI message of its own, sent from the encoded buffer and received (MPI_Probe, MPI_Get_count)
 // straight into the buffer that is then decoded. Encoding and decoding are the only copies.
+// No copy at all: an argument of type concur::multiprocessing::ByteBuffer
+// (concur/multiprocessing/byte_buffer.hpp) of at least 64 KiB is not encoded: it is sent as its
+// own MPI messages from the memory the ByteBuffer shares (kept alive until the worker has it),
+// and the worker rank receives it into a buffer it reuses from task to task (so its pages are
+// not faulted in again) and hands the function a ByteBuffer over those very bytes. A large
+// std::vector argument is still encoded and decoded (one copy each side, into fresh memory).
 //
 // Faults (what MPI can and cannot tell; measured with Open MPI 4.1.4):
 //  - The pool's communicator (a duplicate of MPI_COMM_WORLD) returns errors (MPI_ERRORS_RETURN);
@@ -99,6 +105,7 @@
 
 #include "concur/detail/chunked_map.hpp"
 #include "concur/futures.hpp"
+#include "concur/multiprocessing/byte_buffer.hpp"
 #include "concur/multiprocessing/registry.hpp"
 
 namespace concur {
@@ -152,6 +159,7 @@ class MpiPoolExecutor {
   template <class R, class... P, class... A>
   Future<std::remove_cvref_t<R>> submit(R (*fn)(P...), A&&... args) {
     using Result = std::remove_cvref_t<R>;
+    multiprocessing::detail::BufferOutbox outbox;  // large ByteBuffers go out of band
     multiprocessing::Call call = multiprocessing::make_call(fn, std::forward<A>(args)...);
     std::vector<std::string> one;
     one.push_back(std::move(call.args));
@@ -159,7 +167,7 @@ class MpiPoolExecutor {
     Future<Result> future = detail::FutureAccess<Result>::adopt(state);
     state->add_ref();  // the pool's reference until it completes the future
     schedule(state, &complete_one<Result>, std::move(call.function), std::move(call.signature),
-             std::move(one));
+             std::move(one), outbox.take());
     return future;
   }
 
@@ -175,10 +183,11 @@ class MpiPoolExecutor {
     const auto deadline =
         options.timeout ? detail::deadline_after(*options.timeout) : detail::Deadline(std::nullopt);
     auto submit_chunk = [this, fn](auto items) {
+      multiprocessing::detail::BufferOutbox outbox;  // one numbering for the whole chunk
       std::vector<std::string> encoded;
       encoded.reserve(items.size());
       for (auto& item : items) encoded.push_back(encode_item(fn, std::move(item)));
-      return submit_encoded<Result>(fn, std::move(encoded));
+      return submit_encoded<Result>(fn, std::move(encoded), outbox.take());
     };
     return detail::ChunkedMap<Result, View, decltype(submit_chunk)>(
         std::views::all(std::forward<Range>(inputs)), std::move(submit_chunk), options.chunksize,
@@ -242,12 +251,14 @@ class MpiPoolExecutor {
   }
 
   template <class Result, class R, class... P>
-  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded) {
+  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded,
+                                             std::vector<multiprocessing::ByteBuffer> buffers) {
     const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
     auto* state = new detail::State<std::vector<Result>>();
     Future<std::vector<Result>> future = detail::FutureAccess<std::vector<Result>>::adopt(state);
     state->add_ref();
-    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded));
+    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded),
+             std::move(buffers));
     return future;
   }
 
@@ -263,7 +274,8 @@ class MpiPoolExecutor {
   }
 
   void schedule(detail::StateBase* state, Completer completer, std::string function,
-                std::string signature, std::vector<std::string> args);
+                std::string signature, std::vector<std::string> args,
+                std::vector<multiprocessing::ByteBuffer> buffers);
 
   std::unique_ptr<detail::MpiPoolCore> core_;
 };

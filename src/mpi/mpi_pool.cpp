@@ -47,8 +47,9 @@ class MpiPoolCore {
     std::string function;
     std::string signature;
     std::vector<std::string> args;
+    std::vector<multiprocessing::ByteBuffer> buffers;  // out of band, shared with the caller's
     std::size_t inputs = 0;
-    std::vector<MPI_Request> sends;  // payloads sent straight from `args`
+    std::vector<MPI_Request> sends;  // payloads sent straight from `args` and `buffers`
   };
 
   explicit MpiPoolCore(MpiPoolOptions options);
@@ -295,6 +296,7 @@ void MpiPoolCore::send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& b
   for (auto& task : batch) {
     task->inputs = task->args.size();
     const bool is_large =
+        !task->buffers.empty() ||
         std::any_of(task->args.begin(), task->args.end(),
                     [](const std::string& a) { return a.size() > mpi::detail::kInlineLimit; });
     if (is_large) {
@@ -313,21 +315,34 @@ void MpiPoolCore::send_batch(Worker& w, std::vector<std::unique_ptr<Pending>>& b
   }
 }
 
-// A head naming the task, then each argument tuple from where it was encoded: no batch copy.
+// A head naming the task, then each argument tuple from where it was encoded, then each
+// out-of-band buffer from where the caller's ByteBuffer holds it: no batch copy, no encoding.
 bool MpiPoolCore::send_large(Worker& w, Pending& task) {
-  mpd::TaskMessage head{task.id, task.function, task.signature, {}, {}};
-  head.args.resize(task.args.size());
+  mpi::detail::TaskHead head{{task.id, task.function, task.signature, {}, {}}, {}};
+  head.task.args.resize(task.args.size());
+  for (const auto& b : task.buffers) head.buffers.push_back(b.size());
   if (!isend(mp::serialize(head), w, mpi::detail::kTaskHead)) return false;
-  for (std::string& a : task.args) {
+  auto send_raw = [&](const void* data, std::size_t size, int tag) {
     MPI_Request request = MPI_REQUEST_NULL;
-    const int rc = MPI_Isend(a.data(), static_cast<int>(a.size()), MPI_BYTE, w.rank,
-                             mpi::detail::kTaskPayload, comm_, &request);
+    const int rc = MPI_Isend(data, static_cast<int>(size), MPI_BYTE, w.rank, tag, comm_, &request);
     if (rc != MPI_SUCCESS) {
       lose(w, "concur::MpiPoolExecutor: sending to rank " + std::to_string(w.rank) + " failed (" +
                   mpi::detail::error_text("MPI_Isend", rc) + "); the pool is broken");
       return false;
     }
     task.sends.push_back(request);
+    return true;
+  };
+  for (std::string& a : task.args) {
+    if (!send_raw(a.data(), a.size(), mpi::detail::kTaskPayload)) return false;
+  }
+  for (const auto& b : task.buffers) {
+    std::size_t at = 0;
+    do {  // an empty buffer is still one (empty) message
+      const std::size_t piece = std::min(b.size() - at, mpi::detail::kPieceMax);
+      if (!send_raw(b.data() + at, piece, mpi::detail::kTaskBuffer)) return false;
+      at += piece;
+    } while (at < b.size());
   }
   return true;
 }
@@ -617,13 +632,15 @@ std::vector<int> MpiPoolExecutor::worker_ranks() const {
 }
 
 void MpiPoolExecutor::schedule(detail::StateBase* state, Completer completer, std::string function,
-                               std::string signature, std::vector<std::string> args) {
+                               std::string signature, std::vector<std::string> args,
+                               std::vector<multiprocessing::ByteBuffer> buffers) {
   auto task = std::make_unique<detail::MpiPoolCore::Pending>();
   task->state = state;
   task->completer = completer;
   task->function = std::move(function);
   task->signature = std::move(signature);
   task->args = std::move(args);
+  task->buffers = std::move(buffers);
   core_->schedule(std::move(task));
 }
 

@@ -6,8 +6,12 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
+
+#include "multiprocessing/task_message.hpp"
 
 namespace concur::mpi::detail {
 
@@ -22,7 +26,21 @@ enum Tag : int {
   kResultPayload = 6,  // one encoded result, raw
   kHeartbeat = 7,      // worker -> rank 0, empty: "alive, still working"
   kExit = 8,           // rank 0 -> worker, one byte: the program is ending; 1: finalise, 0: not
+  kTaskBuffer = 9,     // one out-of-band ByteBuffer of the task, raw, in pieces (after payloads)
 };
+
+// What kTaskHead carries: the task with its args left empty (one kTaskPayload follows for each),
+// and the sizes of its out-of-band ByteBuffers (each follows as kTaskBuffer messages of at most
+// kPieceMax bytes: MPI counts in int).
+struct TaskHead {
+  multiprocessing::detail::TaskMessage task;
+  std::vector<std::uint64_t> buffers;
+  template <class Archive>
+  void serialize(Archive& a) {
+    a(task, buffers);
+  }
+};
+inline constexpr std::size_t kPieceMax = std::size_t{1} << 30;
 
 // An argument or result above this goes in a message of its own, not copied into a batch.
 inline constexpr std::size_t kInlineLimit = 64 * 1024;

@@ -6,12 +6,17 @@
 // dead rank, which MPI alone does not report.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "concur/base/mutex.hpp"
+#include "concur/multiprocessing/byte_buffer.hpp"
 #include "concur/multiprocessing/serialization.hpp"
+#include "mpi/receive_buffers.hpp"
 #include "mpi/runtime.hpp"
 #include "multiprocessing/task_message.hpp"
 
@@ -118,15 +123,45 @@ class Worker {
       results.reserve(tasks.size());
       for (auto& task : tasks) results.push_back(mpd::run_task(std::move(task), pid_));
     } else if (tag == kTaskHead) {
-      auto task = multiprocessing::deserialize<mpd::TaskMessage>(bytes);
-      for (std::string& args : task.args) {
+      auto head = multiprocessing::deserialize<TaskHead>(bytes);
+      for (std::string& args : head.task.args) {
         if (receive(kTaskPayload, args) != MPI_SUCCESS) return false;
       }
-      results.push_back(mpd::run_task(std::move(task), pid_));
+      std::vector<multiprocessing::ByteBuffer> buffers;
+      buffers.reserve(head.buffers.size());
+      for (const std::uint64_t size : head.buffers) {
+        auto [buffer, into] = receive_buffers_->acquire(static_cast<std::size_t>(size));
+        if (!receive_buffer(into, static_cast<std::size_t>(size))) return false;
+        buffers.push_back(std::move(buffer));
+      }
+      // The task's ByteBuffer arguments decode as views of these (byte_buffer.hpp).
+      const multiprocessing::detail::BufferInbox inbox(buffers);
+      results.push_back(mpd::run_task(std::move(head.task), pid_));
     }
     const bool sent = send(results);
     heartbeat_.set_busy(false);
     return sent;
+  }
+
+  // An out-of-band buffer, straight into `into`, in the pieces rank 0 sent it in.
+  bool receive_buffer(std::byte* into, std::size_t size) {
+    std::size_t at = 0;
+    do {
+      const std::size_t piece = std::min(size - at, kPieceMax);
+      MPI_Status status;
+      int rc;
+      {
+        base::MutexLock mpi(mpi_mu_);
+        rc = MPI_Recv(into + at, static_cast<int>(piece), MPI_BYTE, 0, kTaskBuffer, comm_, &status);
+      }
+      int count = 0;
+      if (rc != MPI_SUCCESS || MPI_Get_count(&status, MPI_BYTE, &count) != MPI_SUCCESS ||
+          static_cast<std::size_t>(count) != piece) {
+        return false;
+      }
+      at += piece;
+    } while (at < size);
+    return true;
   }
 
   int receive(int tag, std::string& out) {
@@ -167,6 +202,7 @@ class Worker {
   base::Mutex mpi_mu_;
   Heartbeat heartbeat_;
   const pid_t pid_;
+  const std::shared_ptr<ReceiveBuffers> receive_buffers_ = ReceiveBuffers::make();
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <concur/mpi_pool.hpp>
+#include <concur/multiprocessing/byte_buffer.hpp>
 #include <cstdint>
 #include <numeric>
 #include <ranges>
@@ -77,6 +78,30 @@ std::vector<std::uint8_t> reversed(std::vector<std::uint8_t> bytes) {
   return bytes;
 }
 CONCUR_REGISTER(reversed);
+
+// What a task learns about a ByteBuffer argument: its checksum, and whether it lies at the start
+// of a page (a worker's receive buffer: it came out of band) or not (decoded inline into new[]).
+struct BufferSeen {
+  std::uint64_t checksum = 0;
+  bool page_aligned = false;
+  std::uintptr_t address = 0;
+  template <class Archive>
+  void serialize(Archive& a) {
+    a(checksum, page_aligned, address);
+  }
+};
+BufferSeen look_at(concur::multiprocessing::ByteBuffer bytes) {
+  const auto view = bytes.as<std::uint8_t>();
+  const auto address = reinterpret_cast<std::uintptr_t>(bytes.data());
+  return {checksum(std::vector<std::uint8_t>(view.begin(), view.end())), address % 4096 == 0,
+          address};
+}
+CONCUR_REGISTER(look_at);
+
+concur::multiprocessing::ByteBuffer echo_buffer(concur::multiprocessing::ByteBuffer bytes) {
+  return bytes;
+}
+CONCUR_REGISTER(echo_buffer);
 
 void kill_self() {
   ::kill(getpid(), SIGKILL);
@@ -221,6 +246,37 @@ TEST(MpiPool, SixtyFourMiBArgumentsAndResultsArriveIntact) {
   EXPECT_EQ(a.result(), checksum(pattern(100'000)));
   EXPECT_EQ(b.result(), 144);
   EXPECT_EQ(c.result(), checksum(pattern(3)));
+}
+
+// A ByteBuffer argument of 64 KiB or more is sent out of band from the caller's memory and
+// received into a reused page-aligned buffer; a smaller one inline. Both arrive intact, in a
+// submit and in a map chunk, beside ordinary arguments.
+TEST(MpiPool, ByteBufferArgumentsGoOutOfBandAndArriveIntact) {
+  concur::MpiPoolExecutor pool(1);  // one worker rank: its receive buffer is reused
+  using concur::multiprocessing::ByteBuffer;
+  const auto big = std::make_shared<const std::vector<std::uint8_t>>(pattern(64u << 20));
+  const BufferSeen first = pool.submit(look_at, ByteBuffer(big)).result();
+  EXPECT_EQ(first.checksum, checksum(*big));
+  EXPECT_TRUE(first.page_aligned);
+  const BufferSeen second = pool.submit(look_at, ByteBuffer(big)).result();
+  EXPECT_EQ(second.address, first.address) << "the worker's receive buffer was not reused";
+  const BufferSeen small = pool.submit(look_at, ByteBuffer(pattern(1000))).result();
+  EXPECT_EQ(small.checksum, checksum(pattern(1000)));
+  EXPECT_FALSE(small.page_aligned);
+  EXPECT_EQ(pool.submit(look_at, ByteBuffer()).result().checksum, checksum({}));
+  // A chunk of three, two out of band: each item decodes its own buffer.
+  std::vector<ByteBuffer> inputs{ByteBuffer(pattern(200'000)), ByteBuffer(pattern(10)),
+                                 ByteBuffer(pattern(300'000))};
+  std::vector<std::uint64_t> sums;
+  for (const BufferSeen& seen : pool.map(look_at, inputs, {.chunksize = 3})) {
+    sums.push_back(seen.checksum);
+  }
+  EXPECT_EQ(sums, (std::vector<std::uint64_t>{checksum(pattern(200'000)), checksum(pattern(10)),
+                                              checksum(pattern(300'000))}));
+  // A ByteBuffer result comes back (inline) with the same bytes.
+  const ByteBuffer back = pool.submit(echo_buffer, ByteBuffer(big)).result();
+  ASSERT_EQ(back.size(), big->size());
+  EXPECT_TRUE(std::equal(big->begin(), big->end(), back.as<std::uint8_t>().begin()));
 }
 
 // Issue 20: 100,000 tiny tasks (batched many to a message) all complete with the right values.
