@@ -439,6 +439,16 @@ void run(const Options& options, Report& report) {
         "message: docs/SCALING.md models throughput up to 1,000 nodes from these costs.",
         *mpirun, geteuid() == 0 ? " --allow-run-as-root" : "",
         scale_out::count_of(cores, "usable core")));
+  } else {
+    // No rank ran: the chart shows what this run could measure, the control alone.
+    report.figure(
+        {"scale-out.svg",
+         "No MPI job could run here (see the verdict): the no-lock control alone, the speed-up "
+         "the ranks would have been held against. The line marks the usable cores.",
+         svg::bars("No-lock control (no MPI here)", "x",
+                   {{"1 thread", 1.0, 0},
+                    {fmt::format("{} threads", control.threads), control.speedup(), 1}},
+                   static_cast<double>(cores), "usable cores")});
   }
   report.note(load_note());
   for (const Threshold& t : scale_out::thresholds()) report.threshold(t);
