@@ -14,6 +14,7 @@
 #include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/mpi_pool.hpp"
+#include "mpi/receive_buffers.hpp"
 #include "mpi/runtime.hpp"
 #include "multiprocessing/task_message.hpp"
 #include "platform/threads.hpp"
@@ -68,6 +69,12 @@ class MpiPoolCore {
     bool lost = false;
     std::unique_ptr<mpd::ResultMessage> partial{};  // a large result waiting for its payloads
     std::size_t partial_next = 0;
+    // ... and for its out-of-band buffers: their sizes, those received, and how much of the
+    // next one has arrived (it comes in pieces).
+    std::vector<std::uint64_t> partial_sizes{};
+    std::vector<multiprocessing::ByteBuffer> partial_buffers{};
+    std::byte* partial_into = nullptr;
+    std::size_t partial_at = 0;
   };
   struct Send {
     MPI_Request request = MPI_REQUEST_NULL;
@@ -84,7 +91,10 @@ class MpiPoolCore {
   bool isend(std::string buffer, Worker& w, int tag);
   bool receive_all();
   void on_message(Worker* w, const MPI_Status& status);
-  void on_result(Worker& w, mpd::ResultMessage&& message);
+  void on_result(Worker& w, mpd::ResultMessage&& message,
+                 const std::vector<multiprocessing::ByteBuffer>& buffers = {});
+  bool receive_result_piece(Worker& w, const MPI_Status& status);
+  void finish_partial(Worker& w);
   bool reap_sends();
   void check_heartbeats();
   void lose(Worker& w, const std::string& why);
@@ -116,6 +126,8 @@ class MpiPoolCore {
   // Manager thread only (workers_' ranks are fixed at construction).
   std::vector<Worker> workers_;
   std::deque<Send> sends_;
+  const std::shared_ptr<mpi::detail::ReceiveBuffers> receive_buffers_ =
+      mpi::detail::ReceiveBuffers::make();
   double avg_task_ns_ = 0;
   mpi::detail::Backoff backoff_;
   std::thread manager_;
@@ -395,6 +407,17 @@ bool MpiPoolCore::receive_all() {
 
 void MpiPoolCore::on_message(Worker* w, const MPI_Status& status) {
   const int tag = status.MPI_TAG;
+  if (w && tag == mpi::detail::kResultBuffer && w->partial) {
+    if (receive_result_piece(*w, status)) {
+      finish_partial(*w);
+    } else {  // the pool broke over it: what else comes of this result is dropped
+      w->partial.reset();
+      w->partial_sizes.clear();
+      w->partial_buffers.clear();
+      w->partial_into = nullptr;
+    }
+    return;
+  }
   std::string bytes;
   std::string* into = &bytes;
   // A large result's payload lands in the very string the completer decodes.
@@ -416,19 +439,17 @@ void MpiPoolCore::on_message(Worker* w, const MPI_Status& status) {
         on_result(*w, std::move(m));
       }
     } else if (tag == mpi::detail::kResultHead) {
-      w->partial = std::make_unique<mpd::ResultMessage>(mp::deserialize<mpd::ResultMessage>(bytes));
+      auto head = mp::deserialize<mpi::detail::ResultHead>(bytes);
+      w->partial = std::make_unique<mpd::ResultMessage>(std::move(head.result));
       w->partial_next = 0;
+      w->partial_sizes = std::move(head.buffers);
+      w->partial_buffers.clear();
+      w->partial_into = nullptr;
+      w->partial_at = 0;
+      finish_partial(*w);  // a head with nothing to follow
     } else if (tag == mpi::detail::kResultPayload && into != &bytes) {
-      if (++w->partial_next == w->partial->results.size()) {
-        mpd::ResultMessage done = std::move(*w->partial);
-        w->partial.reset();
-        on_result(*w, std::move(done));
-      }
-    }
-    if (w->partial && w->partial->results.empty()) {  // a head with nothing to follow
-      mpd::ResultMessage done = std::move(*w->partial);
-      w->partial.reset();
-      on_result(*w, std::move(done));
+      ++w->partial_next;
+      finish_partial(*w);
     }
   } catch (const ProtocolError& e) {
     break_pool(std::string("concur::MpiPoolExecutor: rank ") + std::to_string(w->rank) +
@@ -436,7 +457,75 @@ void MpiPoolCore::on_message(Worker* w, const MPI_Status& status) {
   }
 }
 
-void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message) {
+// One piece of a result's out-of-band buffer, straight into the buffer the completer's ByteBuffer
+// will share (made when its first piece arrives). False when the pool broke over it.
+bool MpiPoolCore::receive_result_piece(Worker& w, const MPI_Status& status) {
+  const std::size_t index = w.partial_buffers.size() - (w.partial_into ? 1 : 0);
+  if (w.partial_next < w.partial->results.size() || index >= w.partial_sizes.size()) {
+    // Not where the worker's protocol puts a buffer: receive it to keep the order, then break.
+    std::string dropped;
+    (void)mpi::detail::receive_bytes(comm_, status.MPI_SOURCE, status.MPI_TAG, dropped, nullptr);
+    break_pool("concur::MpiPoolExecutor: rank " + std::to_string(w.rank) +
+               " sent a buffer its result did not announce");
+    return false;
+  }
+  const auto size = static_cast<std::size_t>(w.partial_sizes[index]);
+  if (!w.partial_into) {
+    try {
+      auto [buffer, into] = receive_buffers_->acquire(size);
+      w.partial_buffers.push_back(std::move(buffer));
+      w.partial_into = into;
+    } catch (const std::bad_alloc&) {
+      std::string dropped;
+      (void)mpi::detail::receive_bytes(comm_, status.MPI_SOURCE, status.MPI_TAG, dropped, nullptr);
+      break_pool("concur::MpiPoolExecutor: no memory for a result buffer of " +
+                 std::to_string(size) + " bytes from rank " + std::to_string(w.rank));
+      return false;
+    }
+    w.partial_at = 0;
+  }
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  const std::size_t piece = std::min(size - w.partial_at, mpi::detail::kPieceMax);
+  if (count < 0 || static_cast<std::size_t>(count) != piece) {
+    std::string dropped;
+    (void)mpi::detail::receive_bytes(comm_, status.MPI_SOURCE, status.MPI_TAG, dropped, nullptr);
+    break_pool("concur::MpiPoolExecutor: rank " + std::to_string(w.rank) +
+               " sent a piece of a buffer of the wrong size");
+    return false;
+  }
+  const int rc = MPI_Recv(w.partial_into + w.partial_at, count, MPI_BYTE, status.MPI_SOURCE,
+                          status.MPI_TAG, comm_, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS) {
+    lose_all("concur::MpiPoolExecutor: " + mpi::detail::error_text("MPI_Recv", rc) +
+             "; the pool is broken");
+    return false;
+  }
+  w.last_heard = Clock::now();
+  w.partial_at += piece;
+  if (w.partial_at == size) {
+    w.partial_into = nullptr;  // the next piece starts the next buffer
+    w.partial_at = 0;
+  }
+  return true;
+}
+
+// Completes a large result once every payload and every buffer has arrived.
+void MpiPoolCore::finish_partial(Worker& w) {
+  if (!w.partial || w.partial_next < w.partial->results.size() ||
+      w.partial_buffers.size() < w.partial_sizes.size() || w.partial_into) {
+    return;
+  }
+  mpd::ResultMessage done = std::move(*w.partial);
+  w.partial.reset();
+  std::vector<multiprocessing::ByteBuffer> buffers = std::move(w.partial_buffers);
+  w.partial_buffers.clear();
+  w.partial_sizes.clear();
+  on_result(w, std::move(done), buffers);
+}
+
+void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message,
+                            const std::vector<multiprocessing::ByteBuffer>& buffers) {
   auto it = w.in_flight.find(message.id);
   if (it == w.in_flight.end()) return;  // not this pool's
   // Before the task leaves in_flight, so that break_pool() still fails its future.
@@ -450,6 +539,8 @@ void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message) {
   avg_task_ns_ = avg_task_ns_ <= 0 ? per_task : 0.9 * avg_task_ns_ + 0.1 * per_task;
   if (!task->state) return;  // already failed when the pool broke
   if (message.status == mpd::ResultMessage::kOk) {
+    // The result's ByteBuffers decode as views of the buffers received for it.
+    const multiprocessing::detail::BufferInbox inbox(buffers);
     task->completer(task->state, message.results);
   } else {
     task->state->fail(std::make_exception_ptr(
@@ -487,6 +578,9 @@ void MpiPoolCore::lose(Worker& w, const std::string& why) {
   for (auto& [id, task] : w.in_flight) kept_for_lost_ranks->push_back(std::move(task));
   w.in_flight.clear();
   w.partial.reset();
+  w.partial_sizes.clear();
+  w.partial_buffers.clear();
+  w.partial_into = nullptr;
   static auto* sends_to_lost_ranks = new std::deque<Send>();
   for (auto it = sends_.begin(); it != sends_.end();) {
     if (it->rank == w.rank) {

@@ -27,6 +27,7 @@ enum Tag : int {
   kHeartbeat = 7,      // worker -> rank 0, empty: "alive, still working"
   kExit = 8,           // rank 0 -> worker, one byte: the program is ending; 1: finalise, 0: not
   kTaskBuffer = 9,     // one out-of-band ByteBuffer of the task, raw, in pieces (after payloads)
+  kResultBuffer = 10,  // one out-of-band ByteBuffer of a result, the same way
 };
 
 // What kTaskHead carries: the task with its args left empty (one kTaskPayload follows for each),
@@ -38,6 +39,16 @@ struct TaskHead {
   template <class Archive>
   void serialize(Archive& a) {
     a(task, buffers);
+  }
+};
+// What kResultHead carries: the answer with its results left empty, and its buffers' sizes, as
+// TaskHead.
+struct ResultHead {
+  multiprocessing::detail::ResultMessage result;
+  std::vector<std::uint64_t> buffers;
+  template <class Archive>
+  void serialize(Archive& a) {
+    a(result, buffers);
   }
 };
 inline constexpr std::size_t kPieceMax = std::size_t{1} << 30;

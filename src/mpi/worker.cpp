@@ -116,12 +116,12 @@ class Worker {
     if (receive(tag, bytes) != MPI_SUCCESS) return false;
     if (tag != kTasks && tag != kTaskHead) return true;  // nothing a worker expects: dropped
     heartbeat_.set_busy(true);
-    std::vector<mpd::ResultMessage> results;
+    std::vector<Answer> results;
     if (tag == kTasks) {
       auto tasks = multiprocessing::deserialize<std::vector<mpd::TaskMessage>>(bytes);
       std::string().swap(bytes);
       results.reserve(tasks.size());
-      for (auto& task : tasks) results.push_back(mpd::run_task(std::move(task), pid_));
+      for (auto& task : tasks) results.push_back(run(std::move(task)));
     } else if (tag == kTaskHead) {
       auto head = multiprocessing::deserialize<TaskHead>(bytes);
       for (std::string& args : head.task.args) {
@@ -136,7 +136,7 @@ class Worker {
       }
       // The task's ByteBuffer arguments decode as views of these (byte_buffer.hpp).
       const multiprocessing::detail::BufferInbox inbox(buffers);
-      results.push_back(mpd::run_task(std::move(head.task), pid_));
+      results.push_back(run(std::move(head.task)));
     }
     const bool sent = send(results);
     heartbeat_.set_busy(false);
@@ -174,25 +174,60 @@ class Worker {
     return MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, tag, comm_);
   }
 
-  // Small results go back in one message; a large one as a head and its raw payloads.
-  bool send(std::vector<mpd::ResultMessage>& results) {
+  // A task's answer, and the ByteBuffers its results send out of band (sharing what the
+  // function returned: nothing is copied).
+  struct Answer {
+    mpd::ResultMessage message;
+    std::vector<multiprocessing::ByteBuffer> buffers;
+  };
+
+  Answer run(mpd::TaskMessage&& task) {
+    Answer answer;
+    multiprocessing::detail::BufferOutbox outbox;
+    answer.message = mpd::run_task(std::move(task), pid_);
+    // A failed task's partly encoded results are dropped, their buffers with them.
+    if (answer.message.status == mpd::ResultMessage::kOk) answer.buffers = outbox.take();
+    return answer;
+  }
+
+  // Small results go back in one message; a large one as a head, its raw payloads, and its
+  // out-of-band buffers in pieces.
+  bool send(std::vector<Answer>& answers) {
     std::vector<mpd::ResultMessage> small;
-    std::vector<mpd::ResultMessage> large;
-    for (auto& r : results) {
-      bool big = false;
-      for (const std::string& s : r.results) big = big || s.size() > kInlineLimit;
-      (big ? large : small).push_back(std::move(r));
+    std::vector<Answer> large;
+    for (auto& a : answers) {
+      bool big = !a.buffers.empty();
+      for (const std::string& s : a.message.results) big = big || s.size() > kInlineLimit;
+      if (big) {
+        large.push_back(std::move(a));
+      } else {
+        small.push_back(std::move(a.message));
+      }
     }
     if (!small.empty() && send_bytes(multiprocessing::serialize(small), kResults) != MPI_SUCCESS) {
       return false;
     }
-    for (auto& r : large) {
+    for (auto& a : large) {
+      ResultHead head{std::move(a.message), {}};
       std::vector<std::string> payloads;
-      payloads.swap(r.results);
-      r.results.resize(payloads.size());
-      if (send_bytes(multiprocessing::serialize(r), kResultHead) != MPI_SUCCESS) return false;
+      payloads.swap(head.result.results);
+      head.result.results.resize(payloads.size());
+      for (const auto& b : a.buffers) head.buffers.push_back(b.size());
+      if (send_bytes(multiprocessing::serialize(head), kResultHead) != MPI_SUCCESS) return false;
       for (const std::string& p : payloads) {
         if (send_bytes(p, kResultPayload) != MPI_SUCCESS) return false;
+      }
+      for (const auto& b : a.buffers) {
+        std::size_t at = 0;
+        do {
+          const std::size_t piece = std::min(b.size() - at, kPieceMax);
+          base::MutexLock mpi(mpi_mu_);
+          if (MPI_Send(b.data() + at, static_cast<int>(piece), MPI_BYTE, 0, kResultBuffer, comm_) !=
+              MPI_SUCCESS) {
+            return false;
+          }
+          at += piece;
+        } while (at < b.size());
       }
     }
     return true;

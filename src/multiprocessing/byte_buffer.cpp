@@ -62,5 +62,15 @@ BufferInbox* BufferInbox::current() {
   return tl_inbox;
 }
 
+OutOfBandPause::OutOfBandPause() : outbox_(tl_outbox), inbox_(tl_inbox) {
+  tl_outbox = nullptr;
+  tl_inbox = nullptr;
+}
+
+OutOfBandPause::~OutOfBandPause() {
+  tl_outbox = outbox_;
+  tl_inbox = inbox_;
+}
+
 }  // namespace detail
 }  // namespace concur::multiprocessing

@@ -103,6 +103,13 @@ concur::multiprocessing::ByteBuffer echo_buffer(concur::multiprocessing::ByteBuf
 }
 CONCUR_REGISTER(echo_buffer);
 
+// What the function itself encodes is encoded inline even while its transport sends buffers out of
+// band (it could be going to a Connection or another pool, which would not carry them).
+std::uint64_t encoded_size_inside(concur::multiprocessing::ByteBuffer bytes) {
+  return concur::multiprocessing::serialize(bytes).size();
+}
+CONCUR_REGISTER(encoded_size_inside);
+
 void kill_self() {
   ::kill(getpid(), SIGKILL);
 }
@@ -273,10 +280,36 @@ TEST(MpiPool, ByteBufferArgumentsGoOutOfBandAndArriveIntact) {
   }
   EXPECT_EQ(sums, (std::vector<std::uint64_t>{checksum(pattern(200'000)), checksum(pattern(10)),
                                               checksum(pattern(300'000))}));
-  // A ByteBuffer result comes back (inline) with the same bytes.
-  const ByteBuffer back = pool.submit(echo_buffer, ByteBuffer(big)).result();
-  ASSERT_EQ(back.size(), big->size());
-  EXPECT_TRUE(std::equal(big->begin(), big->end(), back.as<std::uint8_t>().begin()));
+  EXPECT_GT(pool.submit(encoded_size_inside, ByteBuffer(big)).result(), big->size());
+}
+
+// A ByteBuffer result of 64 KiB or more comes back out of band too (into rank 0's reused,
+// page-aligned buffers); a small one inline; both with the same bytes, from submit and map.
+TEST(MpiPool, ByteBufferResultsComeBackOutOfBand) {
+  concur::MpiPoolExecutor pool;
+  using concur::multiprocessing::ByteBuffer;
+  const auto big = std::make_shared<const std::vector<std::uint8_t>>(pattern(64u << 20));
+  for (int round = 0; round < 2; ++round) {
+    const ByteBuffer back = pool.submit(echo_buffer, ByteBuffer(big)).result();
+    ASSERT_EQ(back.size(), big->size());
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(back.data()) % 4096, 0u);
+    EXPECT_TRUE(std::equal(big->begin(), big->end(), back.as<std::uint8_t>().begin()));
+  }
+  std::vector<ByteBuffer> inputs{ByteBuffer(pattern(100'000)), ByteBuffer(pattern(5)), ByteBuffer(),
+                                 ByteBuffer(pattern(70'000))};
+  std::size_t i = 0;
+  for (const ByteBuffer& out : pool.map(echo_buffer, inputs, {.chunksize = 2})) {
+    const auto expected = inputs[i++].as<std::uint8_t>();
+    const auto got = out.as<std::uint8_t>();
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), got.begin(), got.end())) << i;
+  }
+  EXPECT_EQ(i, inputs.size());
+  // Beside tiny tasks in the same batches: every future gets its own answer.
+  std::vector<concur::Future<int>> tiny;
+  for (int k = 0; k < 50; ++k) tiny.push_back(pool.submit(square, k));
+  auto large = pool.submit(echo_buffer, ByteBuffer(pattern(200'000)));
+  for (int k = 0; k < 50; ++k) EXPECT_EQ(tiny[static_cast<std::size_t>(k)].result(), k * k);
+  EXPECT_EQ(large.result().size(), 200'000u);
 }
 
 // Issue 20: 100,000 tiny tasks (batched many to a message) all complete with the right values.

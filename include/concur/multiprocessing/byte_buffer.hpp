@@ -137,6 +137,21 @@ class BufferInbox {
   BufferInbox* previous_;
 };
 
+// Hides the current outbox and inbox while a task's own code runs (its function between decoding
+// its arguments and encoding its result), so that what the function itself serialises (to a
+// Connection, another pool) is encoded as if no transport had one current.
+class OutOfBandPause {
+ public:
+  OutOfBandPause();
+  ~OutOfBandPause();
+  OutOfBandPause(const OutOfBandPause&) = delete;
+  OutOfBandPause& operator=(const OutOfBandPause&) = delete;
+
+ private:
+  BufferOutbox* outbox_;
+  BufferInbox* inbox_;
+};
+
 }  // namespace detail
 
 // The encoding: the size, then 0 and the bytes inline, or 1 and the index of an out-of-band

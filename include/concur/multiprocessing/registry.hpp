@@ -27,6 +27,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "concur/multiprocessing/byte_buffer.hpp"
 #include "concur/multiprocessing/serialization.hpp"
 
 namespace concur::multiprocessing {
@@ -67,11 +68,20 @@ std::string invoke(std::string_view encoded_args, std::string* owner) {
   using Traits = FunctionTraits<decltype(F)>;
   auto args = deserialize<typename Traits::Args>(encoded_args);
   if (owner) std::string().swap(*owner);
+  // The function runs with no out-of-band outbox or inbox current (byte_buffer.hpp): only the
+  // transport's own decoding and encoding around it use them.
   if constexpr (std::is_void_v<typename Traits::Result>) {
-    std::apply(F, std::move(args));
+    {
+      const OutOfBandPause pause;
+      std::apply(F, std::move(args));
+    }
     return multiprocessing::serialize(None{});
   } else {
-    return multiprocessing::serialize(std::apply(F, std::move(args)));
+    auto&& result = [&]() -> decltype(auto) {
+      const OutOfBandPause pause;
+      return std::apply(F, std::move(args));
+    }();
+    return multiprocessing::serialize(result);
   }
 }
 
