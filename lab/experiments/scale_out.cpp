@@ -134,12 +134,27 @@ Judgement judge(const Measurements& m) {
     return {Verdict::kConfirmed, numbers + beyond};
   }
   if (efficiency < kNearLinear && share <= kSmallOverhead) {
+    // Where the time went instead: into the shares themselves (each ran slower than its part of
+    // the 1-rank run: the ranks did not have a core each), or between them.
+    const double slower =
+        j->task_s.median() / (one.task_s.median() / static_cast<double>(j->ranks));
+    const std::string where =
+        slower >= kSomeGain
+            ? fmt::format(
+                  "each share took {} as long as its part of the 1-rank run: the ranks "
+                  "did not have a core each",
+                  format_ratio(slower))
+            : fmt::format(
+                  "each share took {} as long as its part of the 1-rank run, and the "
+                  "wall time ({}) exceeded a share's ({}): the time went outside the "
+                  "shares",
+                  format_ratio(slower), format_seconds(j->wall_s.median()),
+                  format_seconds(j->task_s.median()));
     return {Verdict::kPartlyTrue,
             numbers +
-                fmt::format(" Faster, but short of one core per rank ({:.2f} < {:.2f}), "
-                            "and not for the radio's cost: the ranks did not get a core "
-                            "each.",
-                            efficiency, kNearLinear) +
+                fmt::format(" Faster, but short of one core per rank ({:.2f} < {:.2f}), and not "
+                            "for the radio's cost: {}.",
+                            efficiency, kNearLinear, where) +
                 beyond};
   }
   return {Verdict::kPartlyTrue,
