@@ -104,6 +104,7 @@
 #include <vector>
 
 #include "concur/detail/chunked_map.hpp"
+#include "concur/detail/remote_calls.hpp"
 #include "concur/futures.hpp"
 #include "concur/multiprocessing/byte_buffer.hpp"
 #include "concur/multiprocessing/registry.hpp"
@@ -163,35 +164,36 @@ class MpiPoolExecutor {
     multiprocessing::Call call = multiprocessing::make_call(fn, std::forward<A>(args)...);
     std::vector<std::string> one;
     one.push_back(std::move(call.args));
-    auto* state = new detail::State<Result>();
-    Future<Result> future = detail::FutureAccess<Result>::adopt(state);
-    state->add_ref();  // the pool's reference until it completes the future
-    schedule(state, &complete_one<Result>, std::move(call.function), std::move(call.signature),
-             std::move(one), outbox.take());
-    return future;
+    auto [state, future] = detail::remote::new_state<Result>();
+    schedule(state, &detail::remote::complete_one<Result>, std::move(call.function),
+             std::move(call.signature), std::move(one), outbox.take());
+    return std::move(future);
   }
 
   // Python's map(fn, inputs, timeout, chunksize, buffersize): results in input order; a tuple
   // input is unpacked into fn's parameters; with chunksize > 1 a failing input fails its chunk.
   template <class R, class... P, std::ranges::input_range Range>
   [[nodiscard]] auto map(R (*fn)(P...), Range&& inputs, const MpiMapOptions& options = {}) {
-    using Result = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
+    using Result = detail::remote::map_value_t<R>;
     using View = std::views::all_t<Range>;
-    if (options.chunksize == 0) {
-      throw std::invalid_argument("concur::MpiPoolExecutor::map(): chunksize must be >= 1");
-    }
+    detail::remote::check_chunksize(options.chunksize, "MpiPoolExecutor");
     const auto deadline =
         options.timeout ? detail::deadline_after(*options.timeout) : detail::Deadline(std::nullopt);
     auto submit_chunk = [this, fn](auto items) {
       multiprocessing::detail::BufferOutbox outbox;  // one numbering for the whole chunk
       std::vector<std::string> encoded;
       encoded.reserve(items.size());
-      for (auto& item : items) encoded.push_back(encode_item(fn, std::move(item)));
-      return submit_encoded<Result>(fn, std::move(encoded), outbox.take());
+      for (auto& item : items) encoded.push_back(detail::remote::encode_item(fn, std::move(item)));
+      const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
+      auto [state, future] = detail::remote::new_state<std::vector<Result>>();
+      schedule(state, &detail::remote::complete_chunk<Result>, probe.function, probe.signature,
+               std::move(encoded), outbox.take());
+      return std::move(future);
     };
     return detail::ChunkedMap<Result, View, decltype(submit_chunk)>(
         std::views::all(std::forward<Range>(inputs)), std::move(submit_chunk), options.chunksize,
-        deadline, map_window<View>(options));
+        deadline,
+        detail::remote::map_window<View>(options.buffersize, max_workers(), "MpiPoolExecutor"));
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false);
@@ -200,78 +202,7 @@ class MpiPoolExecutor {
   std::vector<int> worker_ranks() const;
 
  private:
-  using Completer = void (*)(detail::StateBase*, std::vector<std::string>& results);
-
-  template <class T>
-  static void complete_one(detail::StateBase* base, std::vector<std::string>& results) {
-    auto* state = static_cast<detail::State<T>*>(base);
-    try {
-      if constexpr (std::is_void_v<T>) {
-        (void)results;
-      } else {
-        state->emplace_value(multiprocessing::deserialize<T>(results.at(0)));
-      }
-    } catch (...) {
-      state->set_exception_ptr(std::current_exception());
-    }
-    state->finish();
-  }
-
-  template <class T>
-  static void complete_chunk(detail::StateBase* base, std::vector<std::string>& results) {
-    auto* state = static_cast<detail::State<std::vector<T>>*>(base);
-    try {
-      std::vector<T> values;
-      values.reserve(results.size());
-      for (const std::string& r : results) {
-        if constexpr (std::is_same_v<T, std::monostate>) {
-          values.emplace_back();
-        } else {
-          values.push_back(multiprocessing::deserialize<T>(r));
-        }
-      }
-      state->emplace_value(std::move(values));
-    } catch (...) {
-      state->set_exception_ptr(std::current_exception());
-    }
-    state->finish();
-  }
-
-  template <class R, class... P, class Item>
-  static std::string encode_item(R (*fn)(P...), Item&& item) {
-    if constexpr (std::is_invocable_v<R (*)(P...), Item&&>) {
-      return multiprocessing::make_call(fn, std::forward<Item>(item)).args;
-    } else {
-      return std::apply(
-          [&](auto&&... a) {
-            return multiprocessing::make_call(fn, std::forward<decltype(a)>(a)...).args;
-          },
-          std::forward<Item>(item));
-    }
-  }
-
-  template <class Result, class R, class... P>
-  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded,
-                                             std::vector<multiprocessing::ByteBuffer> buffers) {
-    const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
-    auto* state = new detail::State<std::vector<Result>>();
-    Future<std::vector<Result>> future = detail::FutureAccess<std::vector<Result>>::adopt(state);
-    state->add_ref();
-    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded),
-             std::move(buffers));
-    return future;
-  }
-
-  template <class View>
-  std::size_t map_window(const MpiMapOptions& options) const {
-    if (options.buffersize) {
-      if (*options.buffersize == 0) {
-        throw std::invalid_argument("concur::MpiPoolExecutor::map(): buffersize must be >= 1");
-      }
-      return *options.buffersize;
-    }
-    return std::ranges::sized_range<View> ? 0 : 4 * max_workers();
-  }
+  using Completer = detail::remote::Completer;
 
   void schedule(detail::StateBase* state, Completer completer, std::string function,
                 std::string signature, std::vector<std::string> args,

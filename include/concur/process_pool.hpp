@@ -64,6 +64,7 @@
 #include <vector>
 
 #include "concur/detail/chunked_map.hpp"
+#include "concur/detail/remote_calls.hpp"
 #include "concur/futures.hpp"
 #include "concur/multiprocessing/process.hpp"
 #include "concur/multiprocessing/registry.hpp"
@@ -134,12 +135,10 @@ class ProcessPoolExecutor {
     multiprocessing::Call call = multiprocessing::make_call(fn, std::forward<A>(args)...);
     std::vector<std::string> one;
     one.push_back(std::move(call.args));
-    auto* state = new detail::State<Result>();
-    Future<Result> future = detail::FutureAccess<Result>::adopt(state);
-    state->add_ref();  // the pool's reference until it completes the future
-    schedule(state, &complete_one<Result>, std::move(call.function), std::move(call.signature),
-             std::move(one), take_fds(outbox));
-    return future;
+    auto [state, future] = detail::remote::new_state<Result>();
+    schedule(state, &detail::remote::complete_one<Result>, std::move(call.function),
+             std::move(call.signature), std::move(one), take_fds(outbox));
+    return std::move(future);
   }
 
   // Python's map(fn, inputs, timeout, chunksize): results in input order; a tuple input is
@@ -147,23 +146,26 @@ class ProcessPoolExecutor {
   // a failing input fails its whole chunk (as in Python).
   template <class R, class... P, std::ranges::input_range Range>
   [[nodiscard]] auto map(R (*fn)(P...), Range&& inputs, const ProcessMapOptions& options = {}) {
-    using Result = std::conditional_t<std::is_void_v<R>, std::monostate, std::remove_cvref_t<R>>;
+    using Result = detail::remote::map_value_t<R>;
     using View = std::views::all_t<Range>;
-    if (options.chunksize == 0) {
-      throw std::invalid_argument("concur::ProcessPoolExecutor::map(): chunksize must be >= 1");
-    }
+    detail::remote::check_chunksize(options.chunksize, "ProcessPoolExecutor");
     const auto deadline =
         options.timeout ? detail::deadline_after(*options.timeout) : detail::Deadline(std::nullopt);
     auto submit_chunk = [this, fn](auto items) {
       multiprocessing::detail::FdOutbox outbox;  // descriptors among the inputs travel too
       std::vector<std::string> encoded;
       encoded.reserve(items.size());
-      for (auto& item : items) encoded.push_back(encode_item(fn, std::move(item)));
-      return submit_encoded<Result>(fn, std::move(encoded), take_fds(outbox));
+      for (auto& item : items) encoded.push_back(detail::remote::encode_item(fn, std::move(item)));
+      const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
+      auto [state, future] = detail::remote::new_state<std::vector<Result>>();
+      schedule(state, &detail::remote::complete_chunk<Result>, probe.function, probe.signature,
+               std::move(encoded), take_fds(outbox));
+      return std::move(future);
     };
     return detail::ChunkedMap<Result, View, decltype(submit_chunk)>(
         std::views::all(std::forward<Range>(inputs)), std::move(submit_chunk), options.chunksize,
-        deadline, map_window<View>(options));
+        deadline,
+        detail::remote::map_window<View>(options.buffersize, max_workers(), "ProcessPoolExecutor"));
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false);
@@ -182,81 +184,7 @@ class ProcessPoolExecutor {
   std::vector<int> worker_pids() const;
 
  private:
-  using Completer = void (*)(detail::StateBase*, const std::vector<std::string_view>& results);
-
-  template <class T>
-  static void complete_one(detail::StateBase* base, const std::vector<std::string_view>& results) {
-    auto* state = static_cast<detail::State<T>*>(base);
-    try {
-      if constexpr (std::is_void_v<T>) {
-        (void)results;
-      } else {
-        state->emplace_value(multiprocessing::deserialize<T>(results.at(0)));
-      }
-    } catch (...) {
-      state->set_exception_ptr(std::current_exception());
-    }
-    state->finish();
-  }
-
-  template <class T>
-  static void complete_chunk(detail::StateBase* base,
-                             const std::vector<std::string_view>& results) {
-    auto* state = static_cast<detail::State<std::vector<T>>*>(base);
-    try {
-      std::vector<T> values;
-      values.reserve(results.size());
-      for (const std::string_view r : results) {
-        if constexpr (std::is_same_v<T, std::monostate>) {
-          values.emplace_back();
-        } else {
-          values.push_back(multiprocessing::deserialize<T>(r));
-        }
-      }
-      state->emplace_value(std::move(values));
-    } catch (...) {
-      state->set_exception_ptr(std::current_exception());
-    }
-    state->finish();
-  }
-
-  // Encodes one input as fn's argument tuple (unpacking a tuple input when fn wants that).
-  template <class R, class... P, class Item>
-  static std::string encode_item(R (*fn)(P...), Item&& item) {
-    if constexpr (std::is_invocable_v<R (*)(P...), Item&&>) {
-      return multiprocessing::make_call(fn, std::forward<Item>(item)).args;
-    } else {
-      return std::apply(
-          [&](auto&&... a) {
-            return multiprocessing::make_call(fn, std::forward<decltype(a)>(a)...).args;
-          },
-          std::forward<Item>(item));
-    }
-  }
-
-  // Submits already encoded inputs of fn as one message; the future gets their results.
-  template <class Result, class R, class... P>
-  Future<std::vector<Result>> submit_encoded(R (*fn)(P...), std::vector<std::string> encoded,
-                                             std::vector<int> fds) {
-    const multiprocessing::Call probe = multiprocessing::make_call_without_args(fn);
-    auto* state = new detail::State<std::vector<Result>>();
-    Future<std::vector<Result>> future = detail::FutureAccess<std::vector<Result>>::adopt(state);
-    state->add_ref();
-    schedule(state, &complete_chunk<Result>, probe.function, probe.signature, std::move(encoded),
-             std::move(fds));
-    return future;
-  }
-
-  template <class View>
-  std::size_t map_window(const ProcessMapOptions& options) const {
-    if (options.buffersize) {
-      if (*options.buffersize == 0) {
-        throw std::invalid_argument("concur::ProcessPoolExecutor::map(): buffersize must be >= 1");
-      }
-      return *options.buffersize;
-    }
-    return std::ranges::sized_range<View> ? 0 : 4 * max_workers();
-  }
+  using Completer = detail::remote::Completer;
 
   static std::vector<int> take_fds(multiprocessing::detail::FdOutbox& outbox);
   void schedule(detail::StateBase* state, Completer completer, std::string function,

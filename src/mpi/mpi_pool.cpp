@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <deque>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -39,7 +40,7 @@ namespace detail {
 
 class MpiPoolCore {
  public:
-  using Completer = void (*)(StateBase*, std::vector<std::string>&);
+  using Completer = remote::Completer;
 
   struct Pending {
     std::uint64_t id = 0;
@@ -541,7 +542,8 @@ void MpiPoolCore::on_result(Worker& w, mpd::ResultMessage&& message,
   if (message.status == mpd::ResultMessage::kOk) {
     // The result's ByteBuffers decode as views of the buffers received for it.
     const multiprocessing::detail::BufferInbox inbox(buffers);
-    task->completer(task->state, message.results);
+    const std::vector<std::string_view> results(message.results.begin(), message.results.end());
+    task->completer(task->state, results);
   } else {
     task->state->fail(std::make_exception_ptr(
         RemoteError(message.error_type, message.error_message, message.pid)));
