@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "concur/multiprocessing/byte_buffer.hpp"
 #include "concur/multiprocessing/serialization.hpp"
 #include "fuzz_functions.hpp"
 #include "multiprocessing/frames.hpp"
@@ -65,6 +66,16 @@ void typed_values(const fs::path& dir) {
                                              std::vector<std::vector<char>>{{'a', 'b'}, {}})));
   write(dir, "7-order", '\7' + mp::serialize(order));
   write(dir, "8-orders", '\x08' + mp::serialize(std::vector<Order>{order, order}));
+  // ByteBuffers: inline (no inbox), then naming the two buffers the fuzzer's inbox delivers
+  // (64 and 100,000 bytes) with one inline between them.
+  using Triple = std::tuple<mp::ByteBuffer, int, mp::ByteBuffer>;
+  write(dir, "f0-byte-buffers-inline",
+        '\xf0' + mp::serialize(
+                     Triple{mp::ByteBuffer(std::vector<std::uint8_t>(5, 9)), 3, mp::ByteBuffer()}));
+  mp::detail::BufferOutbox outbox(64);
+  write(dir, "f1-byte-buffers-out-of-band",
+        '\xf1' + mp::serialize(Triple{mp::ByteBuffer(std::vector<std::uint8_t>(64, 1)), 4,
+                                      mp::ByteBuffer(std::vector<std::uint8_t>(100'000, 2))}));
 }
 
 void calls(const fs::path& dir) {
