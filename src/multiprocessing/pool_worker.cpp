@@ -21,12 +21,14 @@
 #include "multiprocessing/pool_protocol.hpp"
 #include "multiprocessing/shared_ring.hpp"
 #include "multiprocessing/task_message.hpp"
+#include "platform/threads.hpp"
 
 namespace concur {
 
 namespace {
 // Freed memory a worker keeps for the next message instead of returning it to the kernel.
 constexpr std::size_t kKeptHeapBytes = 32u << 20;
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -34,6 +36,18 @@ constexpr std::size_t kKeptHeapBytes = 32u << 20;
 
 namespace multiprocessing::detail {
 namespace {
+
+// Waits until the channel is readable: polling for kAnswerSpin first (pool_protocol.hpp) when
+// `spin`, then sleeping in poll().
+bool wait_for_next(int channel, bool spin) {
+  if (spin) {
+    const auto until = Clock::now() + kAnswerSpin;
+    do {
+      if (wait_readable(channel, Clock::now())) return true;
+    } while (Clock::now() < until);
+  }
+  return wait_readable(channel, std::nullopt);
+}
 
 void send_control(int channel, std::string_view what) {
   std::string frame;
@@ -223,6 +237,8 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
   std::unique_ptr<SharedRing> args_ring;  // where the pool writes large arguments, once it sends it
   const pid_t pid = getpid();             // not cached by glibc: a system call per task otherwise
   std::uint64_t done = 0;
+  std::uint64_t done_before_wait = 0;
+  const bool spin = platform::usable_cpu_count() >= 2;
   for (;;) {
     while (auto frame = decoder.next()) {
       if (frame->kind == kControl && frame->payload == kExit) {
@@ -254,7 +270,11 @@ int run_pool_worker(int channel, FrameDecoder& decoder, const Bootstrap& bootstr
     }
     // Everything that had arrived is done: send the results before waiting for more.
     if (!outbox.empty() && !wait_readable(channel, Clock::now())) outbox.flush();
-    if (!wait_readable(channel, std::nullopt)) continue;
+    // Poll only after a single task (a caller waiting on each result): after a batch, the next
+    // batch is not due that soon, and polling would take a core from the other workers.
+    const bool one_at_a_time = done - done_before_wait == 1;
+    done_before_wait = done;
+    if (!wait_for_next(channel, spin && one_at_a_time)) continue;
     if (!decoder.read_available(channel)) {
       outbox.flush();
       return 0;  // the pool is gone

@@ -166,6 +166,8 @@ class ProcessPoolCore {
   std::vector<std::unique_ptr<Worker>> workers_;
   double avg_task_ns_ = 0;
   unsigned worker_counter_ = 0;
+  const bool spin_ = platform::usable_cpu_count() >= 2;  // see mpd::kAnswerSpin
+  std::chrono::steady_clock::time_point last_event_{};
 };
 
 ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
@@ -717,7 +719,14 @@ void ProcessPoolCore::run() {
       stop_workers();
       if (workers_.empty()) break;
     }
-    handle_events(-1);
+    // A few answers due (a caller waiting on one result, not a stream of them, where polling
+    // would take a core from the workers): poll without sleeping for a while after the last
+    // event (mpd::kAnswerSpin).
+    std::size_t due = 0;
+    for (const auto& w : workers_) due += w->in_flight.size();
+    const bool spin = spin_ && due != 0 && due <= workers_.size() &&
+                      std::chrono::steady_clock::now() - last_event_ < mpd::kAnswerSpin;
+    if (handle_events(spin ? 0 : -1)) last_event_ = std::chrono::steady_clock::now();
   }
   base::MutexLock lock(mu_);
   stopped_ = true;
