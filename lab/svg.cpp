@@ -187,8 +187,11 @@ std::string bars(const std::string& title, const std::string& unit, const std::v
         "<text x=\"{0:.2f}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>\n",
         x_of(t), axis_y, axis_y + 5, axis_y + 18, format_value(t));
   }
-  out += fmt::format("<text x=\"{}\" y=\"{}\">{}{}</text>\n", kLabelWidth + kPlotWidth + 10,
-                     axis_y + 18, escape(unit), log_scale ? " (log scale)" : "");
+  // Under the last tick's label, ending where the axis ends: beside it, a wide last label
+  // ("1,000") ran into the unit.
+  out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}{}</text>\n",
+                     kLabelWidth + kPlotWidth, axis_y + 33, escape(unit),
+                     log_scale ? " (log scale)" : "");
   if (!std::isnan(reference) && reference > 0) {
     const double x = x_of(reference);
     out += fmt::format(
