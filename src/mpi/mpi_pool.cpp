@@ -350,12 +350,10 @@ bool MpiPoolCore::send_large(Worker& w, Pending& task) {
     if (!send_raw(a.data(), a.size(), mpi::detail::kTaskPayload)) return false;
   }
   for (const auto& b : task.buffers) {
-    std::size_t at = 0;
-    do {  // an empty buffer is still one (empty) message
-      const std::size_t piece = std::min(b.size() - at, mpi::detail::kPieceMax);
-      if (!send_raw(b.data() + at, piece, mpi::detail::kTaskBuffer)) return false;
-      at += piece;
-    } while (at < b.size());
+    const bool sent = mpi::detail::for_each_piece(b.size(), [&](std::size_t at, std::size_t n) {
+      return send_raw(b.data() + at, n, mpi::detail::kTaskBuffer);
+    });
+    if (!sent) return false;
   }
   return true;
 }

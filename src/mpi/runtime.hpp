@@ -53,6 +53,20 @@ struct ResultHead {
 };
 inline constexpr std::size_t kPieceMax = std::size_t{1} << 30;
 
+// Calls f(offset, length) for each piece of a buffer of `size` bytes, in order, until f returns
+// false; an empty buffer is still one (empty) piece, so that every buffer is a message. Returns
+// whether every call returned true.
+template <class F>
+bool for_each_piece(std::size_t size, F f) {
+  std::size_t at = 0;
+  do {
+    const std::size_t piece = size - at < kPieceMax ? size - at : kPieceMax;
+    if (!f(at, piece)) return false;
+    at += piece;
+  } while (at < size);
+  return true;
+}
+
 // An argument or result above this goes in a message of its own, not copied into a batch.
 inline constexpr std::size_t kInlineLimit = 64 * 1024;
 // How often a worker holding tasks says it is alive.

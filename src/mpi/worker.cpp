@@ -149,9 +149,7 @@ class Worker {
 
   // An out-of-band buffer, straight into `into`, in the pieces rank 0 sent it in.
   bool receive_buffer(std::byte* into, std::size_t size) {
-    std::size_t at = 0;
-    do {
-      const std::size_t piece = std::min(size - at, kPieceMax);
+    return for_each_piece(size, [&](std::size_t at, std::size_t piece) {
       MPI_Status status;
       int rc;
       {
@@ -159,13 +157,9 @@ class Worker {
         rc = MPI_Recv(into + at, static_cast<int>(piece), MPI_BYTE, 0, kTaskBuffer, comm_, &status);
       }
       int count = 0;
-      if (rc != MPI_SUCCESS || MPI_Get_count(&status, MPI_BYTE, &count) != MPI_SUCCESS ||
-          static_cast<std::size_t>(count) != piece) {
-        return false;
-      }
-      at += piece;
-    } while (at < size);
-    return true;
+      return rc == MPI_SUCCESS && MPI_Get_count(&status, MPI_BYTE, &count) == MPI_SUCCESS &&
+             static_cast<std::size_t>(count) == piece;
+    });
   }
 
   int receive(int tag, std::string& out) {
@@ -222,16 +216,12 @@ class Worker {
         if (send_bytes(p, kResultPayload) != MPI_SUCCESS) return false;
       }
       for (const auto& b : a.buffers) {
-        std::size_t at = 0;
-        do {
-          const std::size_t piece = std::min(b.size() - at, kPieceMax);
+        const bool sent = for_each_piece(b.size(), [&](std::size_t at, std::size_t piece) {
           base::MutexLock mpi(mpi_mu_);
-          if (MPI_Send(b.data() + at, static_cast<int>(piece), MPI_BYTE, 0, kResultBuffer, comm_) !=
-              MPI_SUCCESS) {
-            return false;
-          }
-          at += piece;
-        } while (at < b.size());
+          return MPI_Send(b.data() + at, static_cast<int>(piece), MPI_BYTE, 0, kResultBuffer,
+                          comm_) == MPI_SUCCESS;
+        });
+        if (!sent) return false;
       }
     }
     return true;
