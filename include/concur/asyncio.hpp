@@ -2,6 +2,7 @@
 #pragma once
 
 #include "concur/asyncio/barrier.hpp"
+#include "concur/asyncio/call_graph.hpp"
 #include "concur/asyncio/datagram.hpp"
 #include "concur/asyncio/gather_limited.hpp"
 #include "concur/asyncio/loop.hpp"

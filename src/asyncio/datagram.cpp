@@ -15,6 +15,7 @@
 
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/detail/core.hpp"
+#include "concur/asyncio/detail/wait.hpp"
 
 namespace concur::asyncio {
 
@@ -47,7 +48,7 @@ struct DatagramState : LoopResource {
   std::deque<Entry> queue;
   std::size_t max_queued = 1024;
   std::uint64_t dropped = 0;
-  WaitList receivers;  // RecvWait nodes, FIFO
+  WaitList receivers{"DatagramSocket.recv_from"};  // RecvWait nodes, FIFO
   std::uint32_t refs = 1;
   bool connected = false;
   bool close_requested = false;  // uv_close called by us
@@ -79,6 +80,8 @@ struct RecvWait : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
+    suspension.what = s->receivers.what;
+    suspension.object = &s->receivers;
     s->receivers.push_back(this);
     me->set_waiting(&suspension);
     return true;

@@ -576,7 +576,8 @@ struct DoneAwaiter {
   bool await_ready() const noexcept { return task->done(); }
   void await_suspend(std::coroutine_handle<> h) {
     LoopCore& core = require_core("wait_all_tasks");
-    suspension = Suspension{core.current_task(), h, nullptr};
+    suspension = Suspension{core.current_task(), h, nullptr, "task", task};
+    node.awaiter = suspension.task;
     node.on_done = [](DoneNode* n, TaskBase*) -> Suspension* {
       return &reinterpret_cast<DoneAwaiter*>(reinterpret_cast<char*>(n) -
                                              offsetof(DoneAwaiter, node))

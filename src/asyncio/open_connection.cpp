@@ -35,6 +35,7 @@ Task<std::vector<SocketAddress>> getaddrinfo(std::string host, std::uint16_t por
   }
   uv_loop_t* uv = detail::current_uv_loop("asyncio::getaddrinfo");
   auto* block = new AddrInfoBlock;
+  block->what = "getaddrinfo";
   block->free_block = [](detail::RequestWait* w) {
     auto* b = static_cast<AddrInfoBlock*>(w);
     if (b->result) uv_freeaddrinfo(b->result);
@@ -91,6 +92,7 @@ Task<StreamPair> connect_one(const SocketAddress& address, std::size_t limit) {
   s->h.handle.data = s;
   StreamPair pair{StreamReader(s), StreamWriter(s)};
   auto* block = new ConnectBlock;
+  block->what = "connect";
   block->stream = s;
   block->free_block = [](detail::RequestWait* w) { delete static_cast<ConnectBlock*>(w); };
   // Cancelled: closing the handle makes libuv finish the connect with UV_ECANCELED.

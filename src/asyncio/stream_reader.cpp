@@ -105,6 +105,8 @@ bool StreamReader::ReadOp::await_suspend(std::coroutine_handle<> h) {
     su->task->set_must_cancel();
     su->task->loop_core()->wake(su);
   };
+  what = "StreamReader read";
+  object = s;
   s->reader_op = this;
   me->set_waiting(this);
   detail::start_reading(s);

@@ -65,8 +65,8 @@ struct StreamState : LoopResource {
   std::size_t high_water = 64 * 1024;
   std::size_t low_water = 16 * 1024;
   int write_error = 0;
-  WaitList drainers;
-  WaitList closers;
+  WaitList drainers{"StreamWriter.drain"};
+  WaitList closers{"StreamWriter.wait_closed"};
 
   bool is_tcp = true;
   bool closing = false;  // close() called: flush, then close the handle
@@ -94,8 +94,8 @@ struct ServerState : LoopResource {
   std::uint32_t refs = 0;  // Server handles
   bool closing = false;
   bool serving_forever = false;
-  WaitList closed_waiters;  // wait_closed()
-  WaitList serve_waiters;   // serve_forever()
+  WaitList closed_waiters{"Server.wait_closed"};
+  WaitList serve_waiters{"Server.serve_forever"};
   std::vector<SocketAddress> addresses;
   // Failed accepts are reported at most once a second (with how many were not), as Python's
   // server logs and pauses for a second: at the descriptor limit every new client fails one.

@@ -17,6 +17,7 @@
 #include "asyncio/stream_internal.hpp"
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/detail/core.hpp"
+#include "concur/asyncio/detail/wait.hpp"
 #include "concur/asyncio/tasks.hpp"
 #include "platform/process.hpp"
 
@@ -29,7 +30,7 @@ struct ProcessState {
   LoopCore* core = nullptr;
   int pid = 0;
   std::optional<int> returncode;
-  WaitList exit_waiters;  // ExitWait nodes
+  WaitList exit_waiters{"Process.wait"};  // ExitWait nodes
   // The Process's own references to the pipes (empty when not Stdio::PIPE).
   StreamWriter in;
   StreamReader out;
@@ -129,6 +130,8 @@ struct ExitWait : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
+    suspension.what = s->exit_waiters.what;
+    suspension.object = &s->exit_waiters;
     s->exit_waiters.push_back(this);
     me->set_waiting(&suspension);
     return true;

@@ -51,6 +51,7 @@ void TaskGroup::adopt(detail::TaskBase& task) {
   c->group = this;
   c->task = &task;
   c->on_done = &on_child_done;
+  c->awaiter = &parent_;  // as Python's create_task: the parent awaits each child (call graphs)
   c->next_child = children_;
   if (children_) children_->prev_child = c;
   children_ = c;
@@ -116,6 +117,8 @@ struct TaskGroup::ExitWait : detail::Suspension {
     task = &me;
     handle = h;
     cancel = &on_cancel;
+    what = "TaskGroup";
+    object = group;
     me.set_waiting(this);
     group->exit_waiter_ = this;
     if (me.must_cancel()) {

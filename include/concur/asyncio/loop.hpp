@@ -269,11 +269,13 @@ struct SleepAwaiter : TimerNode, Suspension {
     if (me && me->must_cancel()) return false;
     handle = h;
     cancel = &on_cancel;
+    what = kSleep;
     if (me) me->set_waiting(this);
     if (delay_ns <= 0) {
       core->wake(this);  // sleep(0): yield to the other ready tasks
     } else {
       fire = &on_fire;
+      object = static_cast<const TimerNode*>(this);
       core->arm(this, monotonic_ns() + delay_ns);
     }
     return true;

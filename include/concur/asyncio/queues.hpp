@@ -194,8 +194,8 @@ class BasicQueue {
   Store store_;
   std::size_t maxsize_;
   std::size_t unfinished_ = 0;
-  WaitList getters_;
-  WaitList putters_;
+  WaitList getters_{"Queue.get"};
+  WaitList putters_{"Queue.put"};
   Event finished_;
   bool shutdown_ = false;
 };

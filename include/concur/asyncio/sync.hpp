@@ -108,7 +108,7 @@ class Lock {
   void wake_next() {
     if (woken_ == 0 && detail::wake_first(waiters_)) ++woken_;
   }
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"Lock"};
   bool locked_ = false;
   int woken_ = 0;  // woken by release(), not yet run (0 or 1)
 };
@@ -144,7 +144,7 @@ class Event {
       if (cancel_due()) throw_cancel();
     }
   };
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"Event"};
   bool set_ = false;
 };
 
@@ -200,7 +200,7 @@ class Condition {
   using Wait = detail::ListWait;
   Lock own_;
   Lock* lock_;
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"Condition"};
 };
 
 inline Task<void> Condition::wait() {
@@ -293,7 +293,7 @@ class Semaphore {
     --value_;
     ++handed_;
   }
-  detail::WaitList waiters_;
+  detail::WaitList waiters_{"Semaphore"};
   long value_;
   long handed_ = 0;  // woken with a permit, not yet resumed
 };

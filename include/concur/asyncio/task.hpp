@@ -70,6 +70,9 @@ struct DoneNode {
   // task switches to it directly (symmetric transfer) when it is the only node, and queues it
   // otherwise. A node that does its own work (a callback, gather's counter) returns nullptr.
   Suspension* (*on_done)(DoneNode*, TaskBase*) = nullptr;
+  // The task that waits through this node (by co_await, gather, wait, or as a TaskGroup's
+  // parent); null for a callback. Who awaits a task is read from these (call_graph.hpp).
+  TaskBase* awaiter = nullptr;
   bool linked = false;
 };
 
@@ -96,6 +99,9 @@ class TaskBase {
   void check_result_ready(const char* who);  // the same checks, then rethrows a stored exception
   std::string name() const;
   void set_name(std::string name);
+  // The number in its default name "Task-N": unique on its loop, from 1 in creation order (0 for
+  // a task never spawned).
+  std::uint32_t id() const { return id_; }
   // "task NAME (created at FILE:LINE)", for reports.
   std::string describe() const;
   const concur::base::source_location& created_at() const { return created_at_; }
@@ -143,6 +149,8 @@ class TaskBase {
   // For the awaitables: the task's suspension point.
   Suspension* waiting() const { return waiting_; }
   void set_waiting(Suspension* s) { waiting_ = s; }
+  // The nodes of those waiting for this task to finish (see DoneNode::awaiter).
+  const DoneNode* done_nodes() const { return done_head_; }
   bool must_cancel() const { return must_cancel_; }
   void set_must_cancel(bool on = true) { must_cancel_ = on; }
   // Finished by raising an exception other than CancelledError.
@@ -286,7 +294,8 @@ struct TaskAwaiter {
     suspended_on_spawned = true;
     node.on_done = &on_done;
     promise->add_done_node(&node);
-    suspension = Suspension{me, h, &on_cancel};
+    node.awaiter = me;
+    suspension = Suspension{me, h, &on_cancel, "task", promise};
     me->set_waiting(&suspension);
     if (me->must_cancel()) {
       // cancel() was called while this task ran: pass it on to the awaited task, as asyncio does

@@ -126,10 +126,17 @@ class ChildWaiter : public TimerNode, public Suspension {
       nodes_[i].waiter = this;
       nodes_[i].index = i;
       nodes_[i].on_done = &on_child_done;
+      nodes_[i].awaiter = &me;
       children_[i]->add_done_node(&nodes_[i]);
     }
     handle = h;
     cancel = &on_cancel;
+    if (propagate_cancel_) {
+      what = "gather";
+    } else {
+      what = kWait;
+    }
+    object = deadline_ns_ >= 0 ? static_cast<const TimerNode*>(this) : nullptr;
     me.set_waiting(this);
     if (deadline_ns_ >= 0) {
       fire = &on_timeout;

@@ -53,6 +53,7 @@ struct FutureAwaiter : Suspension {
     }
     handle = h;
     cancel = &on_cancel;
+    what = "concurrent future";
     bridge = std::make_shared<FutureBridge>();
     bridge->waiter = this;
     me->set_waiting(this);

@@ -55,7 +55,16 @@ struct Suspension {
   TaskBase* task = nullptr;
   std::coroutine_handle<> handle;  // the innermost coroutine of the task, the one to resume
   void (*cancel)(Suspension*) = nullptr;
+  // What the task waits on, for call graphs (call_graph.hpp) and concur-ps: static text ("Lock",
+  // "Queue.get", "task", "sleep"...; null: not said) and the object, for identity, except that
+  // for a timed wait (kSleep, kWait) it is the TimerNode that ends it, or null if none is armed.
+  // Plain data, set at suspension, so that another process can read it too (concur-ps).
+  const char* what = nullptr;
+  const void* object = nullptr;
 };
+// The waits whose object is their TimerNode.
+inline constexpr char kSleep[] = "sleep";
+inline constexpr char kWait[] = "wait";
 
 // An intrusive doubly linked list of waiters (Lock, Event, Queue getters...). A node unlinks
 // itself when destroyed; a list detaches its nodes when destroyed, so destruction order between
@@ -77,7 +86,10 @@ struct WaitList {
   WaitNode* head = nullptr;
   WaitNode* tail = nullptr;
   std::size_t size = 0;
+  // What its waiters wait on, as a call graph names it ("Lock", "Queue.get"): static text.
+  const char* what = "a wait list";
   WaitList() = default;
+  explicit WaitList(const char* waited_on) : what(waited_on) {}
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
   ~WaitList() {

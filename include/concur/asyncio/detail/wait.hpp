@@ -29,6 +29,8 @@ struct ListWaiter : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
+    suspension.what = waiters.what;
+    suspension.object = &waiters;
     waiters.push_back(this);
     me->set_waiting(&suspension);
     return true;
