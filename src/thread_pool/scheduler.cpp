@@ -218,8 +218,11 @@ void Scheduler::notify(bool may_spawn) noexcept {
   while (searching_of(word) == 0) {
     if (idle_of(word) == 0) {
       // Every worker is busy. A searcher that took the last visible task just before a submit
-      // checked (so the submit saw a searcher and started no thread) ends up here too.
-      if (may_spawn) spawn_if_room();
+      // checked (so the submit saw a searcher and started no thread) ends up here too. So does
+      // one that took this very submit's task after the submit checked: then nothing waits, and
+      // starting a thread would break Python's rule that a worker about to look for work takes
+      // the next task (two threads where one was enough). Hence the second look at the queues.
+      if (may_spawn && work_visible()) spawn_if_room();
       return;
     }
     Worker* sleeper = nullptr;
