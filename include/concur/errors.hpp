@@ -182,6 +182,16 @@ class ConnectionError : public OSError {
  public:
   using OSError::OSError;
 };
+// ESRCH: no such process.
+class ProcessLookupError : public OSError {
+ public:
+  using OSError::OSError;
+};
+// EPERM, EACCES: the operation is not permitted to this user.
+class PermissionError : public OSError {
+ public:
+  using OSError::OSError;
+};
 
 class ConnectionResetError : public ConnectionError {
  public:

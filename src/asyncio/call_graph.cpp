@@ -98,6 +98,18 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// GCC names the function of a coroutine's body after its frame: "void f(f(int)::_Z1fi.Frame*)".
+// The signature the user wrote is the part inside: "f(int)".
+std::string readable_function(const std::string& name) {
+  const std::size_t open = name.find('(');
+  const std::size_t frame = name.find("::_Z", open);
+  if (open == std::string::npos || frame == std::string::npos ||
+      name.find(".Frame*)", frame) == std::string::npos) {
+    return name;
+  }
+  return name.substr(open + 1, frame - open - 1);
+}
+
 void format_graph(const CallGraph& g, std::size_t indent, std::string& out) {
   const std::string pad(indent, ' ');
   out += pad + "* " + g.task.label() + ": " + g.task.state_text() + ", created at " +
@@ -234,7 +246,7 @@ std::string format_task_table(const std::vector<TaskInfo>& tasks) {
   std::vector<Row> rows{{"id", "name", "state", "created at"}};
   for (const TaskInfo& t : tasks) {
     rows.push_back({std::to_string(t.id), t.name, t.state_text(),
-                    t.creation_site() + " in " + t.created_function});
+                    t.creation_site() + " in " + readable_function(t.created_function)});
   }
   std::size_t w_id = 0, w_name = 0, w_state = 0;
   for (const Row& r : rows) {

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "concur/asyncio/task.hpp"
+#include "asyncio/inspect_layout.hpp"
 #include "describe_exception.hpp"
 
 namespace concur::asyncio::detail {
@@ -165,9 +166,11 @@ LoopCore::LoopCore() {
     ready_.resize(256);
   }
   heap_.reserve(64);
+  register_loop(this);
 }
 
 LoopCore::~LoopCore() {
+  unregister_loop(this);
   SpareReady& spare = spare_ready();
   if (spare.ended || spare.items || ready_.size() > kMaxSpareReady) return;
   spare.items = new (std::nothrow) std::vector<ReadyItem>(std::move(ready_));

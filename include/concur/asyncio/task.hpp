@@ -202,6 +202,7 @@ class TaskBase {
   void report_unretrieved();
   void drop_done_nodes() noexcept;
   friend class LoopCore;
+  friend struct InspectOffsets;  // concur-ps reads these fields from outside (inspect_anchor.cpp)
 
   template <class>
   friend class concur::asyncio::Task;

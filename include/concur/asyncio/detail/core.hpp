@@ -29,6 +29,7 @@ namespace detail {
 
 class TaskBase;
 class LoopCore;
+struct InspectOffsets;
 
 // ---------------------------------------------------------------------------------------------
 // Coroutine frames come from per-thread free lists of 32-byte size classes (up to 1 KiB); a task
@@ -241,7 +242,14 @@ class LoopCore {
   std::string (*describe_callback)(void*) = nullptr;
   void (*drop_callback)(void*) = nullptr;  // frees a queued callback without running it
 
+  // The live loops of the process, for concur-ps (inspect_anchor.cpp), and the thread (its
+  // kernel id) that created this one.
+  LoopCore* next_loop = nullptr;
+  LoopCore* prev_loop = nullptr;
+  std::int32_t thread_id = 0;
+
  private:
+  friend struct InspectOffsets;
   static void resume_suspension(void* p);
   static inline void clear_waiting(Suspension* s);
   void grow_ready();

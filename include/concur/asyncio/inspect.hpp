@@ -1,0 +1,62 @@
+// concur/asyncio/inspect.hpp: the tasks of ANOTHER running program, read from outside -- what
+// `concur-ps PID` prints (Python 3.14's `python -m asyncio ps PID` / `pstree PID`).
+//
+//   for (const asyncio::LoopReport& loop : asyncio::inspect_process(pid)) {
+//     std::fputs(asyncio::format_task_table(loop.tasks).c_str(), stdout);
+//   }
+//
+// How: every program linked with concur's asyncio carries an anchor, a small global of plain
+// data (the offsets of the fields below and the list of live event loops); the reader finds it by
+// its magic in the target's writable data and follows the loops, their live tasks, what each
+// waits on and who waits for it, with process_vm_readv(2), as py-spy reads CPython. The target
+// does nothing and is not stopped, so this answers while its loop thread is stuck in a blocking
+// callback, which is when it is needed; and it costs the program nothing while nobody looks.
+//
+// What you get per task is what snapshot_tasks() gives in process (call_graph.hpp): id, name,
+// creation site, state, what it waits on (with the deadline of a sleep or timed wait) and the
+// tasks it waits for. Per loop: its thread, and what that thread is doing by the kernel's account
+// (/proc/PID/task/TID/syscall): polling for I/O (idle, or between turns), running, or blocked in
+// another system call -- then a callback or task is holding the loop, and the "running" task (if
+// any) is the one doing it.
+//
+// Permissions: the kernel's, as for a debugger (ptrace access mode): the same user, and where
+// /proc/sys/kernel/yama/ptrace_scope is 1, only a parent or CAP_SYS_PTRACE (root). Another
+// user's process cannot be read; the error says which rule refused.
+//
+// Consistency: the target keeps running, so a list can change under the reader; it re-reads up
+// to a few times when what it read does not hold together (a pointer into nowhere, a list longer
+// than the loop's count), then reports the last reading with `torn` set.
+//
+// Errors: ProcessLookupError (no such process), PermissionError (see above), RuntimeError (the
+// process has no concur anchor: not linked with concur's asyncio, or a different layout version).
+// Thread safety: the functions are reentrant; they share nothing.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "concur/asyncio/call_graph.hpp"
+
+namespace concur::asyncio {
+
+struct LoopReport {
+  std::uintptr_t address = 0;  // the loop's identity in the target
+  int thread_id = 0;           // the kernel thread id of the thread that created it
+  // What that thread is doing: "polling for I/O", "running", "blocked in <syscall>", or "gone"
+  // (the thread has exited) / "unknown" (the kernel would not say).
+  std::string thread_state;
+  bool holding_the_loop = false;  // running or blocked outside the loop's poll
+  std::vector<TaskInfo> tasks;    // its live tasks, by id; "running": the one executing now
+  bool torn = false;              // the lists kept changing while read: this is the last reading
+};
+
+// The event loops of process `pid` and their tasks (see above). Empty when it has no loop now.
+std::vector<LoopReport> inspect_process(pid_t pid);
+
+// A text report: for each loop, a line on its thread, then the table (or the await tree).
+std::string format_process_report(pid_t pid, const std::vector<LoopReport>& loops, bool tree);
+
+}  // namespace concur::asyncio

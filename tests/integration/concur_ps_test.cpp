@@ -1,0 +1,167 @@
+// concur-ps against a program stuck in a known way (stuck_program.cpp): a task on a lock held by
+// a task blocked on a queue, a sleeper, a gather of two, and the loop's thread blocked in a read.
+// What concur-ps prints from outside is checked against the known graph and against the program's
+// own in-process table (the same fields read two ways), and its refusals are checked too.
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "child_process.hpp"
+#include "subprocess.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using concur::support::ChildProcess;
+using concur::support::run_command;
+
+const std::string kConcurPs = CONCUR_PS_PATH;
+const std::string kStuck = std::string(CONCUR_TEST_HELPERS_DIR) + "/stuck_program";
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The stuck program, started and stuck, with the table it printed of itself.
+struct Stuck {
+  ChildProcess child{{kStuck}, ChildProcess::Stdin::pipe};
+  std::vector<std::string> own_table;
+  bool ready = false;
+  Stuck() {
+    bool in_table = false;
+    while (auto line = child.read_line(30s)) {
+      if (*line == "ready") {
+        ready = true;
+        break;
+      }
+      if (in_table) own_table.push_back(*line);
+      if (*line == "table") in_table = true;
+    }
+  }
+  // Unblocks it; it cancels its tasks and must exit 0.
+  std::optional<int> finish() {
+    child.send_line("go");
+    return child.wait_for(30s);
+  }
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  for (std::size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    lines.push_back(text.substr(start, end - start));
+  }
+  return lines;
+}
+
+// The sleeper's time left differs between two readings; everything else must not.
+std::string without_time_left(const std::string& line) {
+  return std::regex_replace(line, std::regex(", [0-9.e+-]+ s left"), ", (time) s left");
+}
+
+TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
+  Stuck stuck;
+  ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
+  const auto result = run_command({kConcurPs, std::to_string(stuck.child.pid())}, 30s);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  const std::string& out = result.out;
+  EXPECT_TRUE(contains(out, "process " + std::to_string(stuck.child.pid()) + ": 1 event loop\n"))
+      << out;
+  // The loop's thread is in read(), not in the loop's poll: concur-ps says the loop is held.
+  EXPECT_TRUE(contains(out,
+                       ": blocked in read (not polling: a callback or task is holding the "
+                       "loop), 7 tasks\n"))
+      << out;
+  // The table, row by row, is the program's own view of itself (but for the time left).
+  const std::vector<std::string> lines = lines_of(out);
+  ASSERT_EQ(stuck.own_table.size(), 8u);  // header and 7 tasks
+  ASSERT_GE(lines.size(), 3 + stuck.own_table.size()) << out;
+  for (std::size_t i = 0; i < stuck.own_table.size(); ++i) {
+    EXPECT_EQ(without_time_left(lines[3 + i]), without_time_left(stuck.own_table[i]));
+  }
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n *1  main +running +stuck_program\.cpp:)")))
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(holder +waiting on Queue\.get 0x[0-9a-f]+ )")))
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(blocked +waiting on Lock 0x[0-9a-f]+ )")))
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(napper +waiting on sleep, [0-9.]+ s left )")))
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(gathering +waiting on gather of tasks 6, 7 )")))
+      << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(child-a +waiting on Event 0x)"))) << out;
+  EXPECT_EQ(stuck.finish(), 0);
+}
+
+TEST(ConcurPs, TreeShowsEachTaskUnderTheTaskWaitingForIt) {
+  Stuck stuck;
+  ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
+  const auto result = run_command({kConcurPs, "--tree", std::to_string(stuck.child.pid())}, 30s);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(std::regex_search(result.out,
+                                std::regex("gathering \\(id 5\\): waiting on gather of tasks 6, 7 "
+                                           "\\[stuck_program\\.cpp:[0-9]+\\]\n"
+                                           "├── child-a \\(id 6\\): waiting on Event 0x[0-9a-f]+ "
+                                           "\\[stuck_program\\.cpp:[0-9]+\\]\n"
+                                           "└── child-b \\(id 7\\): waiting on Event 0x")))
+      << result.out;
+  EXPECT_EQ(stuck.finish(), 0);
+}
+
+TEST(ConcurPs, SaysWhenTheProcessIsGoneOrHasNoConcur) {
+  // A pid that is not running: a child that has exited and been reaped.
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  ASSERT_GT(gone, 0);
+  waitpid(gone, nullptr, 0);
+  auto result = run_command({kConcurPs, std::to_string(gone)}, 30s);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(contains(result.err, "no such process")) << result.err;
+
+  ChildProcess plain({"sleep", "30"});
+  result = run_command({kConcurPs, std::to_string(plain.pid())}, 30s);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(contains(result.err, "has no concur anchor")) << result.err;
+
+  result = run_command({kConcurPs, "not-a-pid"}, 30s);
+  EXPECT_NE(result.exit_code, 0);
+}
+
+// Another user cannot read the program: the kernel refuses, and concur-ps says why.
+TEST(ConcurPs, AnotherUserCannotReadTheProcess) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to run concur-ps as another user (nobody)";
+  Stuck stuck;
+  ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
+  int err[2];
+  ASSERT_EQ(pipe(err), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(err[1], 2);
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(126);
+    const std::string target = std::to_string(stuck.child.pid());
+    execl(kConcurPs.c_str(), kConcurPs.c_str(), target.c_str(), nullptr);
+    _exit(127);  // nobody may not reach the build tree
+  }
+  close(err[1]);
+  std::string message;
+  char buffer[512];
+  for (ssize_t n; (n = read(err[0], buffer, sizeof buffer)) > 0;) message.append(buffer, n);
+  close(err[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 127) GTEST_SKIP() << "user nobody cannot run " << kConcurPs;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << message;
+  EXPECT_TRUE(contains(message, "not permitted")) << message;
+  EXPECT_TRUE(contains(message, "another user's process cannot be read")) << message;
+  EXPECT_EQ(stuck.finish(), 0);
+}
+
+}  // namespace

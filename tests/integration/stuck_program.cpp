@@ -1,0 +1,68 @@
+// A program stuck in a known way, for concur-ps's tests (concur_ps_test.cpp): "holder" holds a
+// lock and waits on an empty queue, "blocked" waits on that lock, "napper" sleeps for a minute,
+// "gathering" waits in gather for two children that wait on an event, and the main task then
+// blocks the loop's thread in a read of stdin, as a callback that blocks would. Before it blocks
+// it prints its own view of its tasks (snapshot_tasks(), the in-process table) between "table"
+// and "ready" lines; a line on stdin unblocks it, and it cancels everything and exits 0.
+#include <unistd.h>
+
+#include <chrono>
+#include <concur/asyncio.hpp>
+#include <cstdio>
+#include <vector>
+
+namespace asyncio = concur::asyncio;
+using asyncio::Task;
+using namespace std::chrono_literals;
+
+Task<void> hold_then_get(asyncio::Lock* lock, asyncio::Queue<int>* queue) {
+  co_await lock->acquire();
+  co_await queue->get();
+  lock->release();
+}
+
+Task<void> take(asyncio::Lock* lock) {
+  co_await lock->acquire();
+  lock->release();
+}
+
+Task<void> wait_event(asyncio::Event* event) {
+  co_await event->wait();
+}
+
+Task<void> nap(std::chrono::seconds d) {
+  co_await asyncio::sleep(d);
+}
+
+Task<void> gather_two(asyncio::Event* event) {
+  std::vector<Task<void>> children;
+  children.push_back(asyncio::create_task(wait_event(event), "child-a"));
+  children.push_back(asyncio::create_task(wait_event(event), "child-b"));
+  co_await asyncio::gather(std::move(children));
+}
+
+Task<void> main_task() {
+  asyncio::Lock lock;
+  asyncio::Queue<int> queue;
+  asyncio::Event never;
+  std::vector<Task<void>> tasks;
+  tasks.push_back(asyncio::create_task(hold_then_get(&lock, &queue), "holder"));
+  co_await asyncio::sleep(0ns);
+  tasks.push_back(asyncio::create_task(take(&lock), "blocked"));
+  tasks.push_back(asyncio::create_task(nap(60s), "napper"));
+  tasks.push_back(asyncio::create_task(gather_two(&never), "gathering"));
+  for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0ns);
+
+  std::printf("table\n%sready\n", asyncio::format_task_table(asyncio::snapshot_tasks()).c_str());
+  std::fflush(stdout);
+  char c;
+  while (read(0, &c, 1) == 1 && c != '\n') {  // the loop's thread blocks here
+  }
+  for (Task<void>& t : tasks) t.cancel();
+  co_await asyncio::wait(std::move(tasks));
+}
+
+int main() {
+  asyncio::run(main_task());
+  return 0;
+}
