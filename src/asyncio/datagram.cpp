@@ -80,8 +80,6 @@ struct RecvWait : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
-    suspension.what = s->receivers.what;
-    suspension.object = &s->receivers;
     s->receivers.push_back(this);
     me->set_waiting(&suspension);
     return true;
@@ -91,7 +89,7 @@ struct RecvWait : WaitNode {
   static void on_cancel(Suspension* su) {
     auto* n =
         reinterpret_cast<WaitNode*>(reinterpret_cast<char*>(su) - offsetof(WaitNode, suspension));
-    if (n->linked()) n->list->remove(n);
+    if (n->linked()) n->list()->remove(n);
     su->task->set_must_cancel();
     su->task->loop_core()->wake(su);
   }
@@ -111,7 +109,7 @@ void deliver(DatagramState* s, Entry e) {
     auto* w = static_cast<RecvWait*>(n);
     w->entry = std::move(e);
     w->filled = true;
-    n->woken = true;
+    n->mark_woken();
     s->core->wake(&n->suspension);
     return;
   }
@@ -129,7 +127,7 @@ void deliver(DatagramState* s, Entry e) {
 void wake_receivers(DatagramState* s) {
   while (WaitNode* n = s->receivers.head) {
     s->receivers.remove(n);
-    n->woken = true;
+    n->mark_woken();
     s->core->wake(&n->suspension);
   }
 }

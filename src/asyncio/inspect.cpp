@@ -92,8 +92,10 @@ class Remote {
 // The anchor's address: its magic in a writable file mapping (the data of the program or of a
 // shared library), where its `self` field holds that very address.
 std::uintptr_t find_anchor(const Remote& remote) {
-  const std::vector<platform::MemoryRegion> regions = platform::writable_file_regions(remote.pid());
-  if (regions.empty()) fail(errno, remote.pid(), "cannot read its memory map");
+  int error = 0;
+  const std::vector<platform::MemoryRegion> regions =
+      platform::writable_file_regions(remote.pid(), &error);
+  if (error != 0) fail(error, remote.pid(), "cannot read its memory map");
   std::vector<char> chunk;
   for (const platform::MemoryRegion& region : regions) {
     constexpr std::size_t kChunk = 1 << 20;

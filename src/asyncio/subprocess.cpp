@@ -108,7 +108,7 @@ void on_exit(uv_process_t* h, std::int64_t exit_status, int term_signal) {
   s->returncode = term_signal != 0 ? -term_signal : static_cast<int>(exit_status);
   while (WaitNode* n = s->exit_waiters.head) {
     s->exit_waiters.remove(n);
-    n->woken = true;
+    n->mark_woken();
     s->core->wake(&n->suspension);
   }
   s->close_requested = true;
@@ -130,8 +130,6 @@ struct ExitWait : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
-    suspension.what = s->exit_waiters.what;
-    suspension.object = &s->exit_waiters;
     s->exit_waiters.push_back(this);
     me->set_waiting(&suspension);
     return true;
@@ -142,7 +140,7 @@ struct ExitWait : WaitNode {
   static void on_cancel(Suspension* su) {
     auto* n =
         reinterpret_cast<WaitNode*>(reinterpret_cast<char*>(su) - offsetof(WaitNode, suspension));
-    if (n->linked()) n->list->remove(n);
+    if (n->linked()) n->list()->remove(n);
     su->task->set_must_cancel();
     su->task->loop_core()->wake(su);
   }

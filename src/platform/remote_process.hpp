@@ -20,12 +20,12 @@ namespace concur::platform {
 long read_process_memory(pid_t pid, std::uintptr_t address, void* out, std::size_t n) noexcept;
 
 // The writable regions of `pid` that are backed by a file: the data of its program and of its
-// shared libraries. Empty with errno set when its map cannot be read.
+// shared libraries. Throws nothing: *error is 0, or the errno of a map that cannot be read.
 struct MemoryRegion {
   std::uintptr_t start = 0;
   std::uintptr_t end = 0;
 };
-std::vector<MemoryRegion> writable_file_regions(pid_t pid);
+std::vector<MemoryRegion> writable_file_regions(pid_t pid, int* error);
 
 // What thread `tid` of `pid` is doing by the kernel's account: "running", "polling" (in the
 // event loop's wait for I/O: epoll_wait and kin), "in <syscall name>" (or "in system call N"),

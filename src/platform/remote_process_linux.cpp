@@ -20,10 +20,14 @@ long read_process_memory(pid_t pid, std::uintptr_t address, void* out, std::size
   return static_cast<long>(got);
 }
 
-std::vector<MemoryRegion> writable_file_regions(pid_t pid) {
+std::vector<MemoryRegion> writable_file_regions(pid_t pid, int* error) {
   std::vector<MemoryRegion> regions;
+  *error = 0;
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  if (!maps) return regions;  // errno from the open
+  if (!maps) {
+    *error = errno != 0 ? errno : EIO;
+    return regions;
+  }
   for (std::string line; std::getline(maps, line);) {
     std::istringstream fields(line);
     std::string range, perms, offset, dev, inode, path;
@@ -35,7 +39,6 @@ std::vector<MemoryRegion> writable_file_regions(pid_t pid) {
     regions.push_back({std::stoull(range.substr(0, dash), nullptr, 16),
                        std::stoull(range.substr(dash + 1), nullptr, 16)});
   }
-  if (regions.empty()) errno = ENOENT;
   return regions;
 }
 

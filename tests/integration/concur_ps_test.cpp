@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "child_process.hpp"
@@ -52,6 +54,13 @@ struct Stuck {
   }
 };
 
+std::string program_of(pid_t pid) {
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   for (std::size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos;
@@ -61,15 +70,32 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-// The sleeper's time left differs between two readings; everything else must not.
+// The sleeper's time left differs between two readings (and with its width, the columns);
+// everything else must not.
 std::string without_time_left(const std::string& line) {
-  return std::regex_replace(line, std::regex(", [0-9.e+-]+ s left"), ", (time) s left");
+  const std::string fixed =
+      std::regex_replace(line, std::regex(", [0-9.e+-]+ s left"), ", (time) s left");
+  return std::regex_replace(fixed, std::regex(" +"), " ");
+}
+
+// concur-ps's report once the program's thread is in its read (it prints "ready" just before).
+concur::support::CommandResult report_when_blocked(pid_t pid, const std::string& option = "") {
+  std::vector<std::string> argv{kConcurPs};
+  if (!option.empty()) argv.push_back(option);
+  argv.push_back(std::to_string(pid));
+  concur::support::CommandResult result;
+  for (int attempt = 0; attempt < 3000; ++attempt) {  // 30 s at most
+    result = run_command(argv, 30s);
+    if (result.exit_code != 0 || contains(result.out, "blocked in read")) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  return result;
 }
 
 TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
   Stuck stuck;
   ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
-  const auto result = run_command({kConcurPs, std::to_string(stuck.child.pid())}, 30s);
+  const auto result = report_when_blocked(stuck.child.pid());
   EXPECT_EQ(result.exit_code, 0) << result.err;
   const std::string& out = result.out;
   EXPECT_TRUE(contains(out, "process " + std::to_string(stuck.child.pid()) + ": 1 event loop\n"))
@@ -103,7 +129,7 @@ TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
 TEST(ConcurPs, TreeShowsEachTaskUnderTheTaskWaitingForIt) {
   Stuck stuck;
   ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
-  const auto result = run_command({kConcurPs, "--tree", std::to_string(stuck.child.pid())}, 30s);
+  const auto result = report_when_blocked(stuck.child.pid(), "--tree");
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_TRUE(std::regex_search(result.out,
                                 std::regex("gathering \\(id 5\\): waiting on gather of tasks 6, 7 "
@@ -125,7 +151,10 @@ TEST(ConcurPs, SaysWhenTheProcessIsGoneOrHasNoConcur) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_TRUE(contains(result.err, "no such process")) << result.err;
 
+  // A program without concur: sleep, once it is sleep (and no longer the fork of this test).
   ChildProcess plain({"sleep", "30"});
+  for (int i = 0; i < 3000 && program_of(plain.pid()) != "sleep"; ++i)
+    std::this_thread::sleep_for(10ms);
   result = run_command({kConcurPs, std::to_string(plain.pid())}, 30s);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_TRUE(contains(result.err, "has no concur anchor")) << result.err;

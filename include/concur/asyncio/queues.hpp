@@ -135,7 +135,7 @@ class BasicQueue {
       ListWait w(putters_);
       co_await w;
       if (w.cancel_due()) {
-        if (w.woken && !full()) wake_first(putters_);
+        if (w.woken() && !full()) wake_first(putters_);
         w.throw_cancel();
       }
     }
@@ -147,7 +147,7 @@ class BasicQueue {
       ListWait w(getters_);
       co_await w;
       if (w.cancel_due()) {
-        if (w.woken && !empty()) wake_first(getters_);
+        if (w.woken() && !empty()) wake_first(getters_);
         w.throw_cancel();
       }
     }

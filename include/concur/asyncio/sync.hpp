@@ -95,7 +95,7 @@ class Lock {
       return true;
     }
     void await_resume() {
-      if (woken) --lock.woken_;
+      if (woken()) --lock.woken_;
       if (cancel_due()) {
         // Whether or not we were woken: if the lock is free, the next waiter must get its turn.
         if (!lock.locked_) lock.wake_next();
@@ -211,7 +211,7 @@ inline Task<void> Condition::wait() {
   {
     Wait w(waiters_);
     co_await w;
-    notified = w.woken;
+    notified = w.woken();
     cancelled = w.cancel_due();
     if (cancelled) w.suspension.task->set_must_cancel(false);  // deliver it after re-acquiring
   }
@@ -271,9 +271,9 @@ class Semaphore {
       return true;
     }
     void await_resume() {
-      if (woken) --sem.handed_;
+      if (woken()) --sem.handed_;
       bool cancelled = cancel_due();
-      if (cancelled && woken) ++sem.value_;  // handed a permit we will not use
+      if (cancelled && woken()) ++sem.value_;  // handed a permit we will not use
       // Waiters queued behind us while we were handed a permit (the FIFO rule made them wait)
       // may now go, as many as there are permits (Python's acquire(), its finally clause).
       sem.hand_out();

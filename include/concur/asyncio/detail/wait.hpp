@@ -29,9 +29,7 @@ struct ListWaiter : WaitNode {
     if (me->must_cancel()) return false;
     suspension.handle = h;
     suspension.cancel = &on_cancel;
-    suspension.what = waiters.what;
-    suspension.object = &waiters;
-    waiters.push_back(this);
+    waiters.push_back(this);  // also says what the task waits on (the list, its name)
     me->set_waiting(&suspension);
     return true;
   }
@@ -44,7 +42,7 @@ struct ListWaiter : WaitNode {
   static void on_cancel(Suspension* s) {
     auto* n =
         reinterpret_cast<WaitNode*>(reinterpret_cast<char*>(s) - offsetof(WaitNode, suspension));
-    if (n->linked()) n->list->remove(n);
+    if (n->linked()) n->list()->remove(n);
     s->task->set_must_cancel();
     s->task->loop_core()->wake(s);
   }
@@ -62,7 +60,7 @@ inline bool wake_first(WaitList& list) {
   WaitNode* n = list.head;
   if (!n) return false;
   list.remove(n);
-  n->woken = true;
+  n->mark_woken();
   n->suspension.task->loop_core()->wake(&n->suspension);
   return true;
 }
