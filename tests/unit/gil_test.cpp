@@ -226,7 +226,10 @@ TEST(InterpreterLock, IoPriorityEndsTheConvoyEffect) {
   };
   const long cpython = io_round_trips(GilPolicy::cpython);
   const long io_priority = io_round_trips(GilPolicy::io_priority);
-  EXPECT_GE(io_priority, 10 * cpython) << "cpython " << cpython << ", io_priority " << io_priority;
+  // Quiet, the ratio is in the tens; with other programs taking the two CPUs (a build, ctest -j)
+  // 6-8x was seen, as the I/O thread then waits for a CPU, not for the lock. 4x still means the
+  // convoy is gone: under it the I/O thread gets about one round trip per switch interval.
+  EXPECT_GE(io_priority, 4 * cpython) << "cpython " << cpython << ", io_priority " << io_priority;
 }
 
 TEST(InterpreterLock, HooksSeeEveryTransitionInOrder) {
