@@ -1,5 +1,5 @@
-// concur-ps: what the event loops of a running program are doing, from outside -- Python 3.14's
-// `python -m asyncio ps PID` / `pstree PID` for programs that use concur's asyncio.
+// concur-ps: what the event loops and thread pools of a running program are doing, from outside --
+// Python 3.14's `python -m asyncio ps PID` / `pstree PID` for programs that use concur.
 //
 //   concur-ps PID           a table: each task's id, name, state or what it waits on, creation site
 //   concur-ps --tree PID    the await tree: each task under the task that waits for it
@@ -23,8 +23,8 @@ int main(int argc, char** argv) {
   app.add_flag("--tree", tree, "print the await tree instead of the table");
   CLI11_PARSE(app, argc, argv);
   try {
-    const auto loops = concur::asyncio::inspect_process(pid);
-    std::fputs(concur::asyncio::format_process_report(pid, loops, tree).c_str(), stdout);
+    const auto report = concur::asyncio::inspect_process(pid);
+    std::fputs(concur::asyncio::format_process_report(report, tree).c_str(), stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

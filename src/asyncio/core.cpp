@@ -8,7 +8,7 @@
 #include <new>
 
 #include "concur/asyncio/task.hpp"
-#include "asyncio/inspect_layout.hpp"
+#include "inspect/layout.hpp"
 #include "describe_exception.hpp"
 
 namespace concur::asyncio::detail {

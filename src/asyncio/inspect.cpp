@@ -1,7 +1,7 @@
 // Reads another process's event loops and tasks through the anchor it carries
-// (inspect_layout.hpp), through platform/remote_process.hpp (process_vm_readv on Linux). Every read
-// may fail or see a list mid-change: nothing read is trusted beyond the bounds checked here, and
-// the target is never written.
+// (src/inspect/layout.hpp), through platform/remote_process.hpp (process_vm_readv on Linux). Every
+// read may fail or see a list mid-change: nothing read is trusted beyond the bounds checked here,
+// and the target is never written.
 #include "concur/asyncio/inspect.hpp"
 
 #include <unistd.h>
@@ -11,9 +11,9 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "asyncio/inspect_layout.hpp"
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/errors.hpp"
+#include "inspect/layout.hpp"
 #include "platform/remote_process.hpp"
 
 namespace concur::asyncio {
@@ -225,32 +225,67 @@ bool read_loop(const Remote& r, const InspectAnchor& a, std::uintptr_t loop, Loo
   return true;
 }
 
-// What the loop's thread is doing, by the kernel's account.
-void read_thread_state(pid_t pid, LoopReport& report) {
-  if (pid == ::getpid() && report.thread_id == platform::current_thread_id()) {
+// What a thread is doing, by the kernel's account; *busy: running or blocked outside a poll.
+std::string thread_state(pid_t pid, int tid, bool* busy) {
+  if (pid == ::getpid() && tid == platform::current_thread_id()) {
     // Reading ourselves: the kernel would show this very read; the thread is running.
-    report.thread_state = "running";
-    report.holding_the_loop = true;
-    return;
+    *busy = true;
+    return "running";
   }
-  const std::string activity = platform::thread_activity(pid, report.thread_id);
-  if (activity == "polling") {
-    report.thread_state = "polling for I/O";
-  } else if (activity.rfind("in ", 0) == 0) {
-    report.thread_state = "blocked " + activity;
-    report.holding_the_loop = true;
-  } else {
-    report.thread_state = activity;  // running, gone, unknown
-    report.holding_the_loop = activity == "running";
+  const std::string activity = platform::thread_activity(pid, tid);
+  *busy = activity == "running" || activity.rfind("in ", 0) == 0;
+  if (activity == "polling") return "polling for I/O";
+  if (activity.rfind("in ", 0) == 0) return "blocked " + activity;
+  return activity;  // running, gone, unknown
+}
+
+// More queued tasks than this are counted as "at least" (a queue read mid-change can loop).
+constexpr std::size_t kMaxCounted = 10'000'000;
+
+// One reading of one thread pool; false if it did not hold together.
+bool read_pool(const Remote& r, const InspectAnchor& a, std::uintptr_t pool,
+               ThreadPoolReport& report) {
+  bool ok = true;
+  report = ThreadPoolReport{};
+  report.address = pool;
+  report.name = std_string(r, a, pool + a.pool_name, ok);
+  std::uint64_t max_workers = 0, workers = 0;
+  ok = ok && r.get(pool + a.pool_max_workers, max_workers) &&
+       r.get(pool + a.pool_num_workers, workers);
+  if (!ok || workers > max_workers || max_workers > (1u << 20)) return false;
+  report.max_workers = max_workers;
+  const std::uintptr_t array = r.pointer(pool + a.pool_workers, ok);
+  for (std::uint64_t i = 0; ok && i < workers; ++i) {
+    const std::uintptr_t w = r.pointer(array + i * sizeof(std::uintptr_t), ok);
+    WorkerReport worker;
+    std::int32_t tid = 0;
+    std::uint8_t in_task = 0;
+    std::int64_t top = 0, bottom = 0;
+    ok = ok && r.get(w + a.worker_thread_id, tid) && r.get(w + a.worker_in_task, in_task) &&
+         r.get(w + a.worker_deque_top, top) && r.get(w + a.worker_deque_bottom, bottom);
+    worker.thread_id = tid;
+    worker.in_task = in_task != 0;
+    worker.queued = bottom > top ? static_cast<std::size_t>(bottom - top) : 0;
+    report.queued += worker.queued;
+    report.workers.push_back(worker);
   }
+  // The queue from outside: from its consumer end along the tasks' links, the stub skipped.
+  const std::uintptr_t stub = pool + a.pool_injector_stub;
+  std::uintptr_t node = r.pointer(pool + a.pool_injector_tail, ok);
+  for (std::size_t n = 0; ok && node != 0 && n < kMaxCounted; ++n) {
+    if (node != stub) ++report.queued;
+    node = r.pointer(node + a.task_next, ok);
+  }
+  return ok;
 }
 
 }  // namespace
 
-std::vector<LoopReport> inspect_process(pid_t pid) {
+ProcessReport inspect_process(pid_t pid) {
   const Remote remote(pid);
   const std::uintptr_t at = find_anchor(remote);
-  std::vector<LoopReport> loops;
+  ProcessReport report;
+  report.pid = pid;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     InspectAnchor a;
     if (!remote.get(at, a)) continue;
@@ -261,16 +296,24 @@ std::vector<LoopReport> inspect_process(pid_t pid) {
                          std::to_string(detail::kInspectVersion) +
                          ": use the concur-ps built with the program's concur");
     }
-    loops.clear();
+    report.loops.clear();
+    report.thread_pools.clear();
     bool whole = true;
     bool ok = true;
     std::size_t n = 0;
     for (std::uintptr_t loop = a.loops; ok && loop != 0 && n < kMaxLoops; ++n) {
-      LoopReport report;
-      whole = read_loop(remote, a, loop, report) && whole;
-      report.torn = !whole;
-      loops.push_back(std::move(report));
+      LoopReport loop_report;
+      whole = read_loop(remote, a, loop, loop_report) && whole;
+      report.loops.push_back(std::move(loop_report));
       loop = remote.pointer(loop + a.loop_next, ok);
+    }
+    n = 0;
+    for (std::uintptr_t link = a.pools; ok && link != 0 && n < kMaxLoops; ++n) {
+      ThreadPoolReport pool_report;
+      const std::uintptr_t pool = remote.pointer(link + a.link_self, ok);
+      whole = ok && read_pool(remote, a, pool, pool_report) && whole;
+      report.thread_pools.push_back(std::move(pool_report));
+      link = remote.pointer(link + a.link_next, ok);
     }
     whole = whole && ok;
     std::uint64_t generation = 0;
@@ -278,25 +321,57 @@ std::vector<LoopReport> inspect_process(pid_t pid) {
         generation == a.generation) {
       break;
     }
-    for (LoopReport& l : loops) l.torn = attempt + 1 == kAttempts;
+    const bool last = attempt + 1 == kAttempts;
+    for (LoopReport& l : report.loops) l.torn = last;
+    for (ThreadPoolReport& p : report.thread_pools) p.torn = last;
   }
-  for (LoopReport& l : loops) read_thread_state(pid, l);
-  return loops;
+  for (LoopReport& l : report.loops)
+    l.thread_state = thread_state(pid, l.thread_id, &l.holding_the_loop);
+  for (ThreadPoolReport& p : report.thread_pools) {
+    for (WorkerReport& w : p.workers) {
+      bool busy = false;
+      w.thread_state = thread_state(pid, w.thread_id, &busy);
+    }
+  }
+  return report;
 }
 
-std::string format_process_report(pid_t pid, const std::vector<LoopReport>& loops, bool tree) {
-  std::string out = "process " + std::to_string(pid) + ": " + std::to_string(loops.size()) +
-                    (loops.size() == 1 ? " event loop\n" : " event loops\n");
-  for (const LoopReport& l : loops) {
-    char address[32];
-    std::snprintf(address, sizeof address, "0x%jx", static_cast<std::uintmax_t>(l.address));
-    out += "\nloop " + std::string(address) + " on thread " + std::to_string(l.thread_id) + ": " +
+std::string format_process_report(const ProcessReport& report, bool tree) {
+  auto plural = [](std::size_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  auto hex = [](std::uintptr_t p) {
+    char text[32];
+    std::snprintf(text, sizeof text, "0x%jx", static_cast<std::uintmax_t>(p));
+    return std::string(text);
+  };
+  std::string out = "process " + std::to_string(report.pid) + ": " +
+                    plural(report.loops.size(), "event loop", "event loops") + ", " +
+                    plural(report.thread_pools.size(), "thread pool", "thread pools") + "\n";
+  for (const LoopReport& l : report.loops) {
+    out += "\nloop " + hex(l.address) + " on thread " + std::to_string(l.thread_id) + ": " +
            l.thread_state;
     if (l.holding_the_loop) out += " (not polling: a callback or task is holding the loop)";
-    out += ", " + std::to_string(l.tasks.size()) + (l.tasks.size() == 1 ? " task" : " tasks");
+    out += ", " + plural(l.tasks.size(), "task", "tasks");
     if (l.torn) out += " (the lists kept changing while read: this reading may be inconsistent)";
     out += "\n";
     if (!l.tasks.empty()) out += tree ? format_task_tree(l.tasks) : format_task_table(l.tasks);
+  }
+  for (const ThreadPoolReport& p : report.thread_pools) {
+    const std::size_t running = static_cast<std::size_t>(std::count_if(
+        p.workers.begin(), p.workers.end(), [](const WorkerReport& w) { return w.in_task; }));
+    out += "\nthread pool " + p.name + " " + hex(p.address) + ": " +
+           std::to_string(p.workers.size()) + " of " + std::to_string(p.max_workers) +
+           " workers started, " + std::to_string(running) + " running a task, " +
+           std::to_string(p.queued) + " queued";
+    if (p.torn) out += " (its queues kept changing while read: this reading may be inconsistent)";
+    out += "\n";
+    for (const WorkerReport& w : p.workers) {
+      out += "  thread " + std::to_string(w.thread_id) + ": " +
+             (w.in_task ? "running a task" : "no task") + " (" + w.thread_state + ")";
+      if (w.queued != 0) out += ", " + std::to_string(w.queued) + " in its own queue";
+      out += "\n";
+    }
   }
   return out;
 }

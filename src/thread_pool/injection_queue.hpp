@@ -84,6 +84,7 @@ class InjectionQueue {
   }
 
  private:
+  friend struct SchedulerInspection;  // reads the fields concur-ps follows
   // A node that is never a task: it stands in the queue when it is empty.
   class Stub final : public StateBase {};
 

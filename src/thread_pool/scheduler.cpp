@@ -10,6 +10,7 @@
 
 #include "concur/errors.hpp"
 #include "describe_exception.hpp"
+#include "platform/remote_process.hpp"
 #include "platform/threads.hpp"
 
 namespace concur::detail {
@@ -61,7 +62,33 @@ struct Scheduler::Worker final : HelpingContext {
   // which Python's rule counts as idle. A new worker is not idle until it has finished a task, as
   // in Python, whose thread releases the idle semaphore only once it has found no work.
   std::atomic<bool> finished_task{false};
+
+  // For concur-ps, which reads them from another process; nothing here reads them.
+  int thread_id = 0;                 // the kernel's id of this worker's thread
+  std::atomic<bool> in_task{false};  // running a task it took (not one it helps with)
 };
+
+// The offsets concur-ps follows from a pool to its queue and its workers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+struct SchedulerInspection {
+  static std::uint32_t at(std::size_t offset) { return static_cast<std::uint32_t>(offset); }
+  static void describe(asyncio::detail::InspectAnchor& a) {
+    a.pool_name = at(offsetof(Scheduler, name_prefix_));
+    a.pool_max_workers = at(offsetof(Scheduler, max_workers_));
+    a.pool_num_workers = at(offsetof(Scheduler, num_workers_));
+    a.pool_workers = at(offsetof(Scheduler, workers_));
+    a.pool_injector_tail = at(offsetof(Scheduler, injector_) + offsetof(InjectionQueue, tail_));
+    a.pool_injector_stub = at(offsetof(Scheduler, injector_) + offsetof(InjectionQueue, stub_));
+    a.task_next = at(offsetof(StateBase, next_task));
+    a.worker_thread_id = at(offsetof(Scheduler::Worker, thread_id));
+    a.worker_in_task = at(offsetof(Scheduler::Worker, in_task));
+    using Deque = WorkStealingDeque<StateBase*>;
+    a.worker_deque_top = at(offsetof(Scheduler::Worker, deque) + offsetof(Deque, top_));
+    a.worker_deque_bottom = at(offsetof(Scheduler::Worker, deque) + offsetof(Deque, bottom_));
+  }
+};
+#pragma GCC diagnostic pop
 
 thread_local Scheduler::Worker* Scheduler::current_ = nullptr;
 
@@ -71,9 +98,13 @@ Scheduler::Scheduler(SchedulerOptions options)
       initializer_(std::move(options.initializer)),
       max_searchers_(static_cast<std::uint32_t>(std::max<std::size_t>(
           2, std::min<std::size_t>(max_workers_, platform::usable_cpu_count()) / 2))),
-      workers_(std::make_unique<std::unique_ptr<Worker>[]>(max_workers_)) {}
+      workers_(std::make_unique<std::unique_ptr<Worker>[]>(max_workers_)) {
+  inspect_link_.self = this;
+  asyncio::detail::register_pool(&inspect_link_, &SchedulerInspection::describe);
+}
 
 Scheduler::~Scheduler() {
+  asyncio::detail::unregister_pool(&inspect_link_);
   const std::size_t n = num_workers_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < n; ++i) {
     if (workers_[i]->thread.joinable()) {
@@ -421,9 +452,12 @@ void Scheduler::worker_main(Worker& worker) {
   // A worker whose initializer failed stays, failing tasks instead of running them, so that even
   // a pool whose every initializer failed completes every future it accepted.
   callable_returned_flag = &worker.finished_task;
+  worker.thread_id = platform::current_thread_id();
   starting_.fetch_sub(1, std::memory_order_acq_rel);
   while (StateBase* task = next_task(worker, nullptr, std::nullopt)) {
+    worker.in_task.store(true, std::memory_order_relaxed);
     run_task(worker, task);
+    worker.in_task.store(false, std::memory_order_relaxed);
     worker.finished_task.store(true, std::memory_order_relaxed);  // also after a cancelled task
   }
   callable_returned_flag = nullptr;

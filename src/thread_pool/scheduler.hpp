@@ -48,6 +48,7 @@
 #include "blocking.hpp"
 #include "concur/base/mutex.hpp"
 #include "concur/detail/future_state.hpp"
+#include "inspect/layout.hpp"
 #include "platform/parker.hpp"
 #include "thread_pool/injection_queue.hpp"
 #include "thread_pool/work_stealing_deque.hpp"
@@ -82,6 +83,8 @@ class Scheduler {
   static const std::string* current_worker_name() noexcept;
 
  private:
+  friend struct SchedulerInspection;  // concur-ps reads queues and workers from outside
+
   struct Worker;
 
   // gate_ bits: the low two flags, then the count of submits in progress.
@@ -144,6 +147,9 @@ class Scheduler {
 
   base::Mutex idle_mu_;
   std::vector<Worker*> idle_ CONCUR_GUARDED_BY(idle_mu_);
+
+  // This pool in the process's list that concur-ps reads (src/inspect/layout.hpp).
+  asyncio::detail::InspectLink inspect_link_;
 
   base::Mutex spawn_mu_;
   bool spawning_closed_ CONCUR_GUARDED_BY(spawn_mu_) = false;

@@ -86,6 +86,7 @@ class WorkStealingDeque {
   }
 
  private:
+  friend struct SchedulerInspection;  // reads the fields concur-ps follows
   struct Buffer {
     explicit Buffer(std::size_t cap)
         : capacity(cap), mask(cap - 1), slots(new std::atomic<T>[cap]) {}

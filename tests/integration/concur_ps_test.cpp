@@ -61,6 +61,12 @@ std::string program_of(pid_t pid) {
   return name;
 }
 
+int count_of(const std::string& text, const std::string& part) {
+  int n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   for (std::size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos;
@@ -78,15 +84,18 @@ std::string without_time_left(const std::string& line) {
   return std::regex_replace(fixed, std::regex(" +"), " ");
 }
 
-// concur-ps's report once the program's thread is in its read (it prints "ready" just before).
-concur::support::CommandResult report_when_blocked(pid_t pid, const std::string& option = "") {
+// concur-ps's report once the program is all the way stuck: its loop's thread in its read (it
+// prints "ready" just before) and both pool workers in their blocking task (just started).
+concur::support::CommandResult report_when_stuck(pid_t pid, const std::string& option = "") {
   std::vector<std::string> argv{kConcurPs};
   if (!option.empty()) argv.push_back(option);
   argv.push_back(std::to_string(pid));
   concur::support::CommandResult result;
   for (int attempt = 0; attempt < 3000; ++attempt) {  // 30 s at most
     result = run_command(argv, 30s);
-    if (result.exit_code != 0 || contains(result.out, "blocked in read")) break;
+    const bool loop_stuck = contains(result.out, "blocked in read");
+    const bool pool_stuck = count_of(result.out, "running a task (blocked in futex)") == 2;
+    if (result.exit_code != 0 || (loop_stuck && pool_stuck)) break;
     std::this_thread::sleep_for(10ms);
   }
   return result;
@@ -95,11 +104,19 @@ concur::support::CommandResult report_when_blocked(pid_t pid, const std::string&
 TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
   Stuck stuck;
   ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
-  const auto result = report_when_blocked(stuck.child.pid());
+  const auto result = report_when_stuck(stuck.child.pid());
   EXPECT_EQ(result.exit_code, 0) << result.err;
   const std::string& out = result.out;
-  EXPECT_TRUE(contains(out, "process " + std::to_string(stuck.child.pid()) + ": 1 event loop\n"))
+  EXPECT_TRUE(contains(
+      out, "process " + std::to_string(stuck.child.pid()) + ": 1 event loop, 1 thread pool\n"))
       << out;
+  // The pool: both workers in a task (blocked in a futex wait), three tasks queued behind them
+  // (in the pool's queue or in a worker's deque, where a worker takes a batch).
+  EXPECT_TRUE(
+      std::regex_search(out, std::regex(R"(\nthread pool stuck-pool 0x[0-9a-f]+: 2 of 2 )"
+                                        R"(workers started, 2 running a task, 3 queued\n)")))
+      << out;
+  EXPECT_EQ(count_of(out, "running a task (blocked in futex)"), 2) << out;
   // The loop's thread is in read(), not in the loop's poll: concur-ps says the loop is held.
   EXPECT_TRUE(contains(out,
                        ": blocked in read (not polling: a callback or task is holding the "
@@ -129,7 +146,7 @@ TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
 TEST(ConcurPs, TreeShowsEachTaskUnderTheTaskWaitingForIt) {
   Stuck stuck;
   ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
-  const auto result = report_when_blocked(stuck.child.pid(), "--tree");
+  const auto result = report_when_stuck(stuck.child.pid(), "--tree");
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_TRUE(std::regex_search(result.out,
                                 std::regex("gathering \\(id 5\\): waiting on gather of tasks 6, 7 "

@@ -1,14 +1,17 @@
 // A program stuck in a known way, for concur-ps's tests (concur_ps_test.cpp): "holder" holds a
 // lock and waits on an empty queue, "blocked" waits on that lock, "napper" sleeps for a minute,
 // "gathering" waits in gather for two children that wait on an event, and the main task then
-// blocks the loop's thread in a read of stdin, as a callback that blocks would. Before it blocks
+// blocks the loop's thread in a read of stdin, as a callback that blocks would. A thread pool
+// ("stuck-pool", 2 workers) has two tasks blocked and three queued. Before it blocks
 // it prints its own view of its tasks (snapshot_tasks(), the in-process table) between "table"
 // and "ready" lines; a line on stdin unblocks it, and it cancels everything and exits 0.
 #include <unistd.h>
 
 #include <chrono>
 #include <concur/asyncio.hpp>
+#include <concur/thread_pool.hpp>
 #include <cstdio>
+#include <future>
 #include <vector>
 
 namespace asyncio = concur::asyncio;
@@ -42,6 +45,14 @@ Task<void> gather_two(asyncio::Event* event) {
 }
 
 Task<void> main_task() {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  concur::ThreadPoolOptions options;
+  options.max_workers = 2;
+  options.thread_name_prefix = "stuck-pool";
+  concur::ThreadPoolExecutor pool(options);
+  std::vector<concur::Future<void>> pool_tasks;
+  for (int i = 0; i < 5; ++i) pool_tasks.push_back(pool.submit([released] { released.wait(); }));
   asyncio::Lock lock;
   asyncio::Queue<int> queue;
   asyncio::Event never;
@@ -58,6 +69,8 @@ Task<void> main_task() {
   char c;
   while (read(0, &c, 1) == 1 && c != '\n') {  // the loop's thread blocks here
   }
+  release.set_value();
+  for (concur::Future<void>& f : pool_tasks) f.result();
   for (Task<void>& t : tasks) t.cancel();
   co_await asyncio::wait(std::move(tasks));
 }

@@ -78,7 +78,7 @@ TEST_F(Inspect, ReadingThisProcessFromOutsideGivesWhatTheLoopSeesInside) {
     auto middle = asyncio::create_task(await_it(leaf), "middle");
     co_await turns(2);
     inside = asyncio::snapshot_tasks();
-    loops = asyncio::inspect_process(getpid());
+    loops = asyncio::inspect_process(getpid()).loops;
     holder.cancel();
     blocked.cancel();
     middle.cancel();
@@ -97,7 +97,7 @@ TEST_F(Inspect, ReadingThisProcessFromOutsideGivesWhatTheLoopSeesInside) {
   ASSERT_EQ(mine->tasks.size(), inside.size());
   ASSERT_EQ(inside.size(), 5u);
   for (std::size_t i = 0; i < inside.size(); ++i) expect_same(mine->tasks[i], inside[i]);
-  const std::string report = asyncio::format_process_report(getpid(), loops, false);
+  const std::string report = asyncio::format_process_report({getpid(), loops, {}}, false);
   EXPECT_NE(report.find("waiting on Queue.get 0x"), std::string::npos) << report;
 }
 
@@ -118,7 +118,7 @@ TEST(InspectLoops, FindsEveryLoopOfTheProcessAndWhatItsThreadIsDoing) {
   {
     asyncio::EventLoop idle;  // created, never run
     for (int attempt = 0; attempt < 5000; ++attempt) {
-      loops = asyncio::inspect_process(getpid());
+      loops = asyncio::inspect_process(getpid()).loops;
       there = nullptr;
       for (const LoopReport& l : loops) {
         if (l.thread_id == other_tid) there = &l;

@@ -1,7 +1,7 @@
 // concur/asyncio/inspect.hpp: the tasks of ANOTHER running program, read from outside -- what
 // `concur-ps PID` prints (Python 3.14's `python -m asyncio ps PID` / `pstree PID`).
 //
-//   for (const asyncio::LoopReport& loop : asyncio::inspect_process(pid)) {
+//   for (const asyncio::LoopReport& loop : asyncio::inspect_process(pid).loops) {
 //     std::fputs(asyncio::format_task_table(loop.tasks).c_str(), stdout);
 //   }
 //
@@ -11,6 +11,9 @@
 // waits on and who waits for it, with process_vm_readv(2), as py-spy reads CPython. The target
 // does nothing and is not stopped, so this answers while its loop thread is stuck in a blocking
 // callback, which is when it is needed; and it costs the program nothing while nobody looks.
+//
+// Thread pools: each ThreadPoolExecutor's workers (running a task or not, and what the kernel says
+// its thread is doing) and how many tasks wait in its queues.
 //
 // What you get per task is what snapshot_tasks() gives in process (call_graph.hpp): id, name,
 // creation site, state, what it waits on (with the deadline of a sleep or timed wait) and the
@@ -53,10 +56,36 @@ struct LoopReport {
   bool torn = false;              // the lists kept changing while read: this is the last reading
 };
 
-// The event loops of process `pid` and their tasks (see above). Empty when it has no loop now.
-std::vector<LoopReport> inspect_process(pid_t pid);
+// A worker thread of a ThreadPoolExecutor.
+struct WorkerReport {
+  int thread_id = 0;
+  bool in_task = false;      // running a task it took (else looking for one, or parked)
+  std::size_t queued = 0;    // tasks in its own deque (taken in a batch, or submitted by its
+                             // tasks); other workers may steal them
+  std::string thread_state;  // by the kernel's account, as LoopReport::thread_state
+};
 
-// A text report: for each loop, a line on its thread, then the table (or the await tree).
-std::string format_process_report(pid_t pid, const std::vector<LoopReport>& loops, bool tree);
+// A ThreadPoolExecutor (or the pool behind an asyncio loop's to_thread).
+struct ThreadPoolReport {
+  std::uintptr_t address = 0;
+  std::string name;  // its thread_name_prefix
+  std::size_t max_workers = 0;
+  std::vector<WorkerReport> workers;  // those started
+  std::size_t queued = 0;             // waiting: submitted from outside and in workers' deques
+  bool torn = false;
+};
+
+struct ProcessReport {
+  pid_t pid = 0;
+  std::vector<LoopReport> loops;
+  std::vector<ThreadPoolReport> thread_pools;
+};
+
+// The event loops and thread pools of process `pid` (see above). Empty lists when it has none.
+ProcessReport inspect_process(pid_t pid);
+
+// A text report: for each loop, a line on its thread, then the table (or the await tree); then
+// each thread pool: its workers, what each is doing, and how many tasks wait.
+std::string format_process_report(const ProcessReport& report, bool tree);
 
 }  // namespace concur::asyncio

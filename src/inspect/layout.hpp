@@ -1,10 +1,11 @@
-// Internal: the anchor a program using concur's asyncio publishes so that concur-ps can read its
+// Internal: the anchor a program using concur publishes so that concur-ps can read its
 // tasks from another process (inspect.hpp), as CPython 3.14 publishes _Py_DebugOffsets for
 // `python -m asyncio ps`. The anchor is one global of plain data: a magic that the reader finds by
 // scanning the target's writable data, its own address (a copy of the magic elsewhere is not
-// it), the list of live loops, and the offsets of every field the reader follows. The running
-// program never reads it: keeping it costs a loop's creation and destruction one mutex each, and
-// nothing at all while no one looks.
+// it), the lists of live event loops and thread pools, and the offsets of every field the reader
+// follows. The running program never reads it: keeping it costs a loop's or a pool's creation and
+// destruction one mutex each, a pool's worker two stores of its own per task, and nothing at all
+// while no one looks.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,14 @@
 namespace concur::asyncio::detail {
 
 class LoopCore;
+
+// A link in one of the anchor's lists of things other than loops (thread pools): the object's
+// address and the next link.
+struct InspectLink {
+  const void* self = nullptr;
+  InspectLink* next = nullptr;
+  InspectLink* prev = nullptr;
+};
 
 inline constexpr char kInspectMagic[16] = {'c', 'o', 'n', 'c', 'u', 'r', '-', 'p',
                                            's', ' ', 'a', 'n', 'c', 'h', 'o', 'r'};
@@ -49,6 +58,14 @@ struct InspectAnchor {
   // std::source_location (the type of TaskBase::created_at()).
   LocationLayout location_layout;
   std::uint32_t location_file, location_function, location_line;
+
+  // The first live thread pool's InspectLink (0 when none), and the fields followed from there;
+  // the layout of a pool is filled in by the first pool (only the pool's code knows its workers).
+  std::uint64_t pools;
+  std::uint32_t link_self, link_next;
+  std::uint32_t pool_name, pool_max_workers, pool_num_workers, pool_workers;
+  std::uint32_t pool_injector_tail, pool_injector_stub, task_next;
+  std::uint32_t worker_thread_id, worker_in_task, worker_deque_top, worker_deque_bottom;
 };
 
 // The anchor (defined in inspect_anchor.cpp, constant-initialised: in the program's data from its
@@ -56,5 +73,8 @@ struct InspectAnchor {
 extern InspectAnchor g_inspect_anchor;
 void register_loop(LoopCore* loop) noexcept;
 void unregister_loop(LoopCore* loop) noexcept;
+// A thread pool: `describe` fills in the pool_* and worker_* offsets (called once).
+void register_pool(InspectLink* link, void (*describe)(InspectAnchor&)) noexcept;
+void unregister_pool(InspectLink* link) noexcept;
 
 }  // namespace concur::asyncio::detail

@@ -5,9 +5,9 @@
 #include <mutex>
 #include <string>
 
-#include "asyncio/inspect_layout.hpp"
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/task.hpp"
+#include "inspect/layout.hpp"
 #include "platform/remote_process.hpp"
 
 namespace concur::asyncio::detail {
@@ -59,6 +59,20 @@ struct InspectOffsets {
         .location_file = 0,
         .location_function = 0,
         .location_line = 0,
+        .pools = 0,
+        .link_self = at(offsetof(InspectLink, self)),
+        .link_next = at(offsetof(InspectLink, next)),
+        .pool_name = 0,
+        .pool_max_workers = 0,
+        .pool_num_workers = 0,
+        .pool_workers = 0,
+        .pool_injector_tail = 0,
+        .pool_injector_stub = 0,
+        .task_next = 0,
+        .worker_thread_id = 0,
+        .worker_in_task = 0,
+        .worker_deque_top = 0,
+        .worker_deque_bottom = 0,
     };
   }
 };
@@ -69,8 +83,9 @@ constinit InspectAnchor g_inspect_anchor = InspectOffsets::anchor();
 
 namespace {
 
-std::mutex g_loops_mu;
+std::mutex g_loops_mu;  // guards both lists
 LoopCore* g_loops = nullptr;
+InspectLink* g_pools = nullptr;
 
 // The standard library's string and source_location keep their fields private. Their layouts are
 // stable per ABI (libstdc++'s have not changed since GCC 5 and 11), but rather than assume one,
@@ -108,13 +123,17 @@ void learn_layouts(InspectAnchor& a) {
   a.location_line = 2 * sizeof(std::uintptr_t);
 }
 
+void learn_layouts_once() {
+  static const bool learned = (learn_layouts(g_inspect_anchor), true);
+  (void)learned;
+}
+
 }  // namespace
 
 void register_loop(LoopCore* loop) noexcept {
   loop->thread_id = platform::current_thread_id();
   std::lock_guard<std::mutex> lock(g_loops_mu);
-  static const bool learned = (learn_layouts(g_inspect_anchor), true);
-  (void)learned;
+  learn_layouts_once();
   loop->prev_loop = nullptr;
   loop->next_loop = g_loops;
   if (g_loops != nullptr) g_loops->prev_loop = loop;
@@ -129,6 +148,28 @@ void unregister_loop(LoopCore* loop) noexcept {
   if (loop->next_loop != nullptr) loop->next_loop->prev_loop = loop->prev_loop;
   loop->next_loop = loop->prev_loop = nullptr;
   g_inspect_anchor.loops = reinterpret_cast<std::uint64_t>(g_loops);
+  ++g_inspect_anchor.generation;
+}
+
+void register_pool(InspectLink* link, void (*describe)(InspectAnchor&)) noexcept {
+  std::lock_guard<std::mutex> lock(g_loops_mu);
+  learn_layouts_once();
+  static const bool described = (describe(g_inspect_anchor), true);
+  (void)described;
+  link->prev = nullptr;
+  link->next = g_pools;
+  if (g_pools != nullptr) g_pools->prev = link;
+  g_pools = link;
+  g_inspect_anchor.pools = reinterpret_cast<std::uint64_t>(g_pools);
+  ++g_inspect_anchor.generation;
+}
+
+void unregister_pool(InspectLink* link) noexcept {
+  std::lock_guard<std::mutex> lock(g_loops_mu);
+  (link->prev != nullptr ? link->prev->next : g_pools) = link->next;
+  if (link->next != nullptr) link->next->prev = link->prev;
+  link->next = link->prev = nullptr;
+  g_inspect_anchor.pools = reinterpret_cast<std::uint64_t>(g_pools);
   ++g_inspect_anchor.generation;
 }
 
