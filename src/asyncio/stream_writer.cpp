@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "asyncio/stream_state.hpp"
+#include "asyncio/tls_stream.hpp"
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/streams.hpp"
 
@@ -38,8 +39,8 @@ bool writable(StreamState* s, std::size_t size) {
   }
   return !(s->write_error || s->closed || size == 0);
 }
+}  // namespace
 
-// Sends what the socket takes now; returns how many bytes it took, or -1 if the write failed.
 long try_send(StreamState* s, std::string_view data) {
   uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
   int sent = uv_try_write(s->stream(), &buf, 1);
@@ -50,12 +51,15 @@ long try_send(StreamState* s, std::string_view data) {
   }
   return sent;
 }
-}  // namespace
 }  // namespace detail
 
 void StreamWriter::write(std::string_view data) {
   StreamState* s = state("write");
   if (!detail::writable(s, data.size())) return;
+  if (s->tls) {
+    detail::tls_write(s, data);
+    return;
+  }
   if (s->write_in_flight) {
     s->pending.append(data);
     return;
@@ -68,6 +72,10 @@ void StreamWriter::write(std::string_view data) {
 void StreamWriter::write(std::string&& data) {
   StreamState* s = state("write");
   if (!detail::writable(s, data.size())) return;
+  if (s->tls) {
+    detail::tls_write(s, data);
+    return;
+  }
   if (s->write_in_flight) {
     if (s->pending.empty()) {
       s->pending = std::move(data);
@@ -88,7 +96,7 @@ bool StreamWriter::DrainOp::await_ready() {
 
 void StreamWriter::DrainOp::await_resume() {
   if (cancel_due()) throw_cancel();
-  if (s->write_error) detail::throw_uv(s->write_error, "asyncio::StreamWriter::drain");
+  if (s->write_error) detail::throw_stream_error(s, s->write_error, "asyncio::StreamWriter::drain");
   if (s->closed) {
     throw ConnectionResetError(ECONNRESET, "asyncio::StreamWriter::drain(): Connection lost");
   }
@@ -110,8 +118,17 @@ void StreamWriter::set_write_buffer_limits(std::size_t high, std::size_t low) {
   s->low_water = low;
 }
 
+bool StreamWriter::can_write_eof() const {
+  return !state("can_write_eof")->tls;
+}
+
 void StreamWriter::write_eof() {
   StreamState* s = state("write_eof");
+  if (s->tls) {
+    throw NotImplementedError(
+        "asyncio::StreamWriter::write_eof(): TLS has no half-close (Python raises "
+        "NotImplementedError too); close() the writer, which sends close_notify");
+  }
   if (s->eof_requested || s->closing) return;
   s->eof_requested = true;
   if (!s->write_in_flight && !s->write_error && !s->closed) detail::do_shutdown(s);

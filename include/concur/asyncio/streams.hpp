@@ -39,12 +39,33 @@
 // queued, then closes; wait_closed() waits for that. write_eof() half-closes after the queue.
 // abort() closes at once with a reset (RST), dropping the queue.
 //
+// TLS (concur/asyncio/ssl.hpp): open_connection(host, port, options) with options.ssl a client
+// context, and start_server(handler, host, port, options) with options.ssl a server context,
+// speak TLS over the connection, with OpenSSL. open_connection returns once the handshake is done
+// and the server's certificate verified (else it throws SSLCertVerificationError / SSLError,
+// errors.hpp); a server runs its handler only for a client whose handshake succeeded (one that
+// fails is closed and the handler never sees it). Reads and writes are plaintext, as for TCP, with
+// these differences (as Python's asyncio over SSL):
+//   close()      sends close_notify after what is queued, then closes; it does not wait for the
+//                peer's (Python waits up to ssl_shutdown_timeout).
+//   abort()      closes at once, no close_notify.
+//   write_eof()  NotImplementedError: TLS has no half-close (can_write_eof() is false).
+//   EOF          the peer's close_notify, or its socket closing without one (an abrupt close,
+//                Python's asyncio: EOF too, no error), is EOF: read() returns "".
+//   read_into()  reads the socket into concur's buffer and decrypts into the caller's (no
+//                zero-copy read, the bytes on the wire are not the caller's).
+// A TLS record that fails its check (a forged or corrupt record) fails the connection with
+// SSLError. Renegotiation is refused. A handshake not done within ssl_handshake_timeout (60 s by
+// default, as Python) aborts the connection: open_connection throws ConnectionAbortedError, a
+// server closes the client unseen.
+//
 // Handles: StreamReader and StreamWriter are reference-counted handles to one connection; the
 // connection closes when the last handle of both kinds is gone. Every awaitable here is
 // cancellable (CancelledError) and leaves the connection usable.
 // Thread safety: none; the loop's thread.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +79,7 @@
 
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/detail/wait.hpp"
+#include "concur/asyncio/ssl.hpp"
 #include "concur/asyncio/task.hpp"
 
 namespace concur::asyncio {
@@ -200,7 +222,8 @@ class StreamWriter {
   std::size_t write_buffer_size() const;
   // The high and low water marks of drain() (Python's set_write_buffer_limits).
   void set_write_buffer_limits(std::size_t high, std::size_t low);
-  bool can_write_eof() const { return true; }
+  // False for TLS (write_eof() then throws NotImplementedError).
+  bool can_write_eof() const;
   void write_eof();
   void close();
   // Closes at once: queued data is dropped and a TCP peer sees a reset.
@@ -241,12 +264,30 @@ struct StreamPair {
 Task<StreamPair> open_connection(std::string host, std::uint16_t port,
                                  std::size_t limit = kDefaultStreamLimit);
 
+struct ConnectionOptions {
+  std::size_t limit = kDefaultStreamLimit;
+  // TLS when set (ssl.hpp; a client context): returns once the handshake is done.
+  SSLContext ssl;
+  // The name sent to the server (SNI) and checked against its certificate; "" means host (as
+  // Python). An IP address is checked against the certificate's IP entries and not sent.
+  std::string server_hostname;
+  // How long the TLS handshake may take (from the TCP connection); > 0.
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
+};
+// The same with options. GCC 12 miscompiles a braced ConnectionOptions{...} written inside the
+// co_await expression (it holds a std::string: see the README): build it in a variable first.
+Task<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectionOptions options);
+
 using ClientHandler = std::function<Task<void>(StreamReader, StreamWriter)>;
 
 struct ServerOptions {
   std::size_t limit = kDefaultStreamLimit;  // > 0: start_server() refuses 0 (std::invalid_argument)
   int backlog = 511;
   bool reuse_port = false;
+  // TLS when set (ssl.hpp; a server context with its certificate loaded).
+  SSLContext ssl;
+  // How long a client's TLS handshake may take (from its accept); > 0.
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
 };
 
 // A listening server (Python's asyncio.Server). A reference-counted handle: the listening sockets
