@@ -438,6 +438,64 @@ TEST_F(TlsTest, ServerHandshakeTimeout) {
   run(server_handshake_timeout_body(*pki_, fd_baseline()));
 }
 
+Task<void> no_client_cert_body(const Pki& p, std::size_t fds_before) {
+  SSLContext sctx = server_context(p, p.server_cert);
+  sctx.load_verify_locations(p.ca);
+  sctx.set_verify(VerifyMode::required);
+  CountingServer srv = co_await counting_server(sctx);
+  ConnectionOptions options = tls_to(trusting_client(p));  // no certificate of its own
+  const std::uint16_t port = srv.server.port();
+  // TLS 1.3: the client's handshake is done before the server has checked its certificate, so
+  // the refusal (the server's alert) reaches the client's first read, as with Python.
+  std::optional<SSLError> e = co_await catch_as<SSLError>([&]() -> Task<void> {
+    StreamPair c = co_await asyncio::open_connection("127.0.0.1", port, options);
+    std::string data = co_await c.reader.read();
+    ADD_FAILURE() << "read " << data.size() << " bytes from a server that refused the client";
+  });
+  EXPECT_TRUE(e.has_value());
+  if (e) {
+    EXPECT_TRUE(contains(e->what(), "certificate required")) << e->what();
+  }
+  EXPECT_TRUE(co_await until([&] { return srv.server.active_connections() == 0; }));
+  EXPECT_EQ(*srv.handled, 0);
+  co_await shut(srv.server);
+  co_await expect_no_fd_leak(fds_before);
+}
+
+TEST_F(TlsTest, ClientWithoutCertificateIsRefusedByAVerifyingServer) {
+  run(no_client_cert_body(*pki_, fd_baseline()));
+}
+
+// s_client offering TLS 1.1 only (at the security level that still allows it on its side).
+Task<int> s_client_tls11(const Pki& p, std::uint16_t port) {
+  std::vector<std::string> args{"s_client",
+                                "-connect",
+                                "127.0.0.1:" + std::to_string(port),
+                                "-CAfile",
+                                p.ca,
+                                "-tls1_1",
+                                "-cipher",
+                                "DEFAULT@SECLEVEL=0"};
+  SubprocessOptions po;
+  po.stdin_mode = Stdio::DEVNULL;
+  po.stdout_mode = Stdio::DEVNULL;
+  po.stderr_mode = Stdio::DEVNULL;
+  asyncio::Process client = co_await asyncio::create_subprocess_exec("openssl", args, po);
+  co_return co_await client.wait();
+}
+
+Task<void> old_tls_body(const Pki& p) {
+  CountingServer srv = co_await counting_server(server_context(p, p.server_cert));
+  EXPECT_NE(co_await s_client_tls11(p, srv.server.port()), 0);
+  EXPECT_TRUE(co_await until([&] { return srv.server.active_connections() == 0; }));
+  EXPECT_EQ(*srv.handled, 0);
+  co_await shut(srv.server);
+}
+
+TEST_F(TlsTest, Tls11ClientIsRefused) {
+  run(old_tls_body(*pki_));
+}
+
 TEST_F(TlsTest, ContextMisuse) {
   SSLContext c = SSLContext::client();
   EXPECT_TRUE(c.check_hostname());
