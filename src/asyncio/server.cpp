@@ -97,6 +97,7 @@ void on_connection(uv_stream_t* listener, int status) {
       detail::tls_start(s, srv->options.ssl, true, {},
                         detail::to_address(reinterpret_cast<sockaddr*>(&peer)).to_string(),
                         srv->options.ssl_handshake_timeout);
+      s->tls->run_handler = true;
     } catch (...) {
       s->closing = true;
       detail::close_handle(s);

@@ -2,8 +2,11 @@
 // itself is the connection's, stream_state.cpp); drain(), half-close, close and abort.
 #include <sys/socket.h>
 
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "asyncio/stream_state.hpp"
 #include "asyncio/tls_stream.hpp"
@@ -166,6 +169,38 @@ SocketAddress StreamWriter::peername() const {
     return {};
   }
   return detail::to_address(reinterpret_cast<sockaddr*>(&ss));
+}
+
+std::optional<TlsInfo> StreamWriter::tls_info() const {
+  return detail::tls_info(state("tls_info"));
+}
+
+// Not `StartTlsOptions options = {}`: GCC 12 miscompiles that braced default (it holds a
+// std::string) when the call is inside a co_await expression, as the README says of braced
+// temporaries; made here, outside any coroutine, it is safe.
+Task<void> StreamWriter::start_tls(SSLContext context) {
+  return start_tls(std::move(context), StartTlsOptions());
+}
+
+// Checked at the call, as the other misuses here; the handshake itself is the task's.
+Task<void> StreamWriter::start_tls(SSLContext context, StartTlsOptions options) {
+  StreamState* s = state("start_tls");
+  if (!context) {
+    throw std::invalid_argument("asyncio::StreamWriter::start_tls(): the SSLContext is empty");
+  }
+  if (s->tls)
+    throw RuntimeError("asyncio::StreamWriter::start_tls(): the connection is TLS already");
+  if (!s->is_tcp) {
+    throw RuntimeError(
+        "asyncio::StreamWriter::start_tls(): TLS needs a TCP connection, not a pipe");
+  }
+  if (s->closing || s->closed || s->eof_requested || s->write_error) {
+    throw RuntimeError(
+        "asyncio::StreamWriter::start_tls(): the connection is closing, half-closed or failed");
+  }
+  detail::check_handshake_timeout("asyncio::StreamWriter::start_tls",
+                                  options.ssl_handshake_timeout);
+  return detail::tls_upgrade(*this, s, std::move(context), std::move(options));
 }
 
 SocketAddress StreamWriter::sockname() const {

@@ -102,11 +102,8 @@ bool advance_handshake(StreamState* s) {
   if (rc == 1) {
     t.handshake_done = true;
     s->core->disarm(&t.handshake_timer);
-    if (t.server) {
-      start_client_handler(s);
-    } else {
-      wake_all(t.handshake_waiters);
-    }
+    if (t.run_handler) start_client_handler(s);
+    wake_all(t.handshake_waiters);
     return true;
   }
   if (SSL_get_error(t.ssl, rc) == SSL_ERROR_WANT_READ) return false;
@@ -221,11 +218,38 @@ Task<void> tls_handshake(StreamState* s) {
     if (w.cancel_due()) w.throw_cancel();
   }
   if (t.error) std::rethrow_exception(t.error);
-  if (s->read_error) throw_uv(s->read_error, "asyncio::open_connection(" + t.peer + ")");
+  if (s->read_error) throw_uv(s->read_error, "asyncio: TLS handshake with " + t.peer);
   if (!t.handshake_done) {
-    throw ConnectionResetError(ECONNRESET, "asyncio::open_connection(" + t.peer +
-                                               "): the connection closed during the TLS handshake");
+    throw ConnectionResetError(
+        ECONNRESET, "asyncio: TLS handshake with " + t.peer + ": the connection closed during it");
   }
+}
+
+Task<void> tls_upgrade(StreamWriter keep, StreamState* s, SSLContext context,
+                       StartTlsOptions options) {
+  const bool server = SSLContextAccess::impl(context)->server;
+  tls_start(s, context, server, options.server_hostname, keep.peername().to_string(),
+            options.ssl_handshake_timeout);
+  // The handshake needs the peer's bytes even while the reader holds more than its limit.
+  start_reading(s);
+  co_await tls_handshake(s);
+}
+
+std::optional<TlsInfo> tls_info(StreamState* s) {
+  if (!s->tls || !s->tls->handshake_done) return std::nullopt;
+  SSL* ssl = s->tls->ssl;
+  TlsInfo info;
+  info.version = SSL_get_version(ssl);
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) info.cipher = SSL_CIPHER_get_name(c);
+  if (X509* peer = SSL_get0_peer_certificate(ssl)) {
+    BIO* out = BIO_new(BIO_s_mem());
+    X509_NAME_print_ex(out, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
+    char* text = nullptr;
+    const long n = BIO_get_mem_data(out, &text);
+    info.peer_subject.assign(text, static_cast<std::size_t>(n));
+    BIO_free(out);
+  }
+  return info;
 }
 
 void tls_received(StreamState* s, const char* data, std::size_t size) {
@@ -257,6 +281,12 @@ void tls_closed(StreamState* s) {
 
 void tls_write(StreamState* s, std::string_view data) {
   TlsSession& t = *s->tls;
+  if (!t.handshake_done) {
+    // SSL_write would drive the handshake itself and fail for want of the peer's answer.
+    throw RuntimeError(
+        "asyncio::StreamWriter::write(): the TLS handshake of start_tls() is not done; await "
+        "start_tls() before writing");
+  }
   while (!data.empty()) {
     // The memory BIO never fills, so SSL_write takes each piece whole (renegotiation, which
     // could make it wait for a read, is refused by the context).

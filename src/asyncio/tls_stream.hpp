@@ -11,10 +11,11 @@
 // StreamState::tls on each read and write, nothing more.
 //
 // The handshake. A client (open_connection) sends its hello at once (tls_start) and awaits
-// tls_handshake(); a server connection (start_server) starts its handler only once the handshake
-// is done (Python's rule: the callback gets a handshaken stream) and is closed unseen when it
-// fails. A failure flushes the alert that says why, records the exception (TlsSession::error,
-// which every later read and drain() rethrows) and closes the connection.
+// tls_handshake(), as does StreamWriter::start_tls() on either end; a server connection
+// (start_server) starts its handler only once the handshake is done (Python's rule: the callback
+// gets a handshaken stream) and is closed unseen when it fails. A failure flushes the alert that
+// says why, records the exception (TlsSession::error, which every later read and drain() rethrows)
+// and closes the connection.
 //
 // The end. close() sends close_notify after what is queued, then closes the socket, without
 // waiting for the peer's (TLS allows it; Python waits up to ssl_shutdown_timeout). A close_notify
@@ -30,6 +31,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,6 +55,7 @@ struct TlsSession {
   BIO* rbio = nullptr;                        // ciphertext from the socket, for OpenSSL to read
   BIO* wbio = nullptr;                        // ciphertext OpenSSL wrote, for the socket
   bool server = false;
+  bool run_handler = false;  // an accepted connection: its server's handler starts once done
   bool handshake_done = false;
   bool shutdown_sent = false;
   std::string hostname;        // the name checked, for the mismatch message
@@ -73,9 +76,15 @@ struct TlsSession {
 void tls_start(StreamState* s, const SSLContext& context, bool server,
                const std::string& server_hostname, std::string peer,
                std::chrono::milliseconds handshake_timeout);
-// A client's wait for its handshake: returns once it is done, or throws why it failed
-// (SSLCertVerificationError, SSLError, ConnectionResetError...). The caller holds a handle.
+// A wait for the handshake (open_connection, start_tls): returns once it is done, or throws why
+// it failed (SSLCertVerificationError, SSLError, ConnectionResetError...). The caller holds a
+// handle.
 Task<void> tls_handshake(StreamState* s);
+// StreamWriter::start_tls() once its arguments are checked: `keep` holds the connection s.
+Task<void> tls_upgrade(StreamWriter keep, StreamState* s, SSLContext context,
+                       StartTlsOptions options);
+// StreamWriter::tls_info().
+std::optional<TlsInfo> tls_info(StreamState* s);
 
 // From the connection's callbacks (stream_state.cpp): ciphertext read; the socket's EOF; the
 // handle closed.

@@ -54,6 +54,8 @@
 //                Python's asyncio: EOF too, no error), is EOF: read() returns "".
 //   read_into()  reads the socket into concur's buffer and decrypts into the caller's (no
 //                zero-copy read, the bytes on the wire are not the caller's).
+// StreamWriter::start_tls() upgrades a plain connection (STARTTLS); tls_info() tells what the
+// handshake settled.
 // A TLS record that fails its check (a forged or corrupt record) fails the connection with
 // SSLError. Renegotiation is refused. A handshake not done within ssl_handshake_timeout (60 s by
 // default, as Python) aborts the connection: open_connection throws ConnectionAbortedError, a
@@ -71,6 +73,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -186,6 +189,21 @@ class StreamReader {
   detail::StreamState* s_ = nullptr;
 };
 
+// What a TLS handshake settled (StreamWriter::tls_info()).
+struct TlsInfo {
+  std::string version;       // "TLSv1.3": Python's SSLObject.version()
+  std::string cipher;        // "TLS_AES_256_GCM_SHA384": SSLObject.cipher()[0]
+  std::string peer_subject;  // the peer certificate's subject ("CN=localhost"); "" without one
+};
+
+// StreamWriter::start_tls()'s options (Python's keyword arguments).
+struct StartTlsOptions {
+  // A client's name for the server (SNI and the name check); required when the context checks
+  // names (Python's ValueError otherwise).
+  std::string server_hostname;
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
+};
+
 class StreamWriter {
  public:
   StreamWriter() = default;
@@ -242,6 +260,20 @@ class StreamWriter {
   // Python's get_extra_info("peername") / ("sockname").
   SocketAddress peername() const;
   SocketAddress sockname() const;
+  // The TLS session's version, cipher and peer's subject once its handshake is done (Python's
+  // get_extra_info("ssl_object") / ("peercert")); std::nullopt for plain TCP or a pipe.
+  std::optional<TlsInfo> tls_info() const;
+
+  // Python's StreamWriter.start_tls() (3.11): upgrades this plain TCP connection to TLS in place,
+  // for a STARTTLS exchange. A client context shakes hands as the client, a server context as
+  // the server, whichever end accepted the connection. Returns once the handshake is done (its
+  // failures as open_connection's; the connection is then closed). What was written before goes
+  // out first, in plain; bytes read before stay in the reader's buffer as they came (as Python).
+  // RuntimeError: already TLS, a pipe, closing, or a write before the handshake is done (await
+  // start_tls() first). Build the options in a variable (GCC 12, see open_connection; for that
+  // reason too the options are an overload, not a defaulted argument).
+  Task<void> start_tls(SSLContext context);
+  Task<void> start_tls(SSLContext context, StartTlsOptions options);
   bool valid() const { return s_ != nullptr; }
 
   // A new handle to a connection (library-internal, as StreamReader's).
