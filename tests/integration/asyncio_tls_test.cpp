@@ -24,6 +24,7 @@ namespace {
 
 using asyncio::ConnectionOptions;
 using asyncio::SSLContext;
+using asyncio::StartTlsOptions;
 using asyncio::Stdio;
 using asyncio::SubprocessOptions;
 using asyncio::VerifyMode;
@@ -670,6 +671,166 @@ Task<void> python_server_body(const Pki& p) {
 
 TEST_F(TlsTest, ConcurClientWithPythonServer) {
   run(python_server_body(*pki_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// start_tls(): a plain connection upgraded in place (a STARTTLS exchange)
+
+// The server's side: "STARTTLS\n" answered "OK\n" in plain, then TLS, then an echo.
+Task<void> starttls_handler(StreamReader r, StreamWriter w, SSLContext ctx) {
+  if (co_await r.readline() != "STARTTLS\n") co_return;
+  w.write("OK\n");
+  try {
+    co_await w.start_tls(ctx);
+  } catch (const SSLError&) {
+    co_return;  // the client refused the certificate (StartTlsRefusesAnExpiredCertificate)
+  }
+  EXPECT_TRUE(w.tls_info().has_value());
+  co_await echo_handler(std::move(r), std::move(w));
+}
+
+Task<Server> starttls_server(SSLContext ctx) {
+  asyncio::ClientHandler handler = [ctx](StreamReader r, StreamWriter w) {
+    return starttls_handler(std::move(r), std::move(w), ctx);
+  };
+  co_return co_await asyncio::start_server(handler, "127.0.0.1", 0);
+}
+
+Task<void> start_tls_body(const Pki& p, std::size_t fds_before) {
+  Server server = co_await starttls_server(server_context(p, p.server_cert));
+  StreamPair c = co_await asyncio::open_connection("127.0.0.1", server.port());
+  EXPECT_FALSE(c.writer.tls_info().has_value());
+  c.writer.write("STARTTLS\n");
+  EXPECT_EQ(co_await c.reader.readline(), "OK\n");
+  StartTlsOptions o;
+  o.server_hostname = "localhost";
+  co_await c.writer.start_tls(trusting_client(p), o);
+  std::optional<asyncio::TlsInfo> info = c.writer.tls_info();
+  EXPECT_TRUE(info.has_value());
+  if (info) {
+    EXPECT_EQ(info->version, "TLSv1.3");
+    EXPECT_FALSE(info->cipher.empty());
+    EXPECT_EQ(info->peer_subject, "CN=localhost");
+  }
+  EXPECT_FALSE(c.writer.can_write_eof());
+  EXPECT_THROW((void)c.writer.start_tls(trusting_client(p), o), RuntimeError);
+  c.writer.write("secret\n");
+  EXPECT_EQ(co_await c.reader.readline(), "secret\n");
+  c.writer.close();
+  co_await c.writer.wait_closed();
+  co_await shut(server);
+  co_await expect_no_fd_leak(fds_before);
+}
+
+TEST_F(TlsTest, StartTlsBetweenConcurEnds) {
+  run(start_tls_body(*pki_, fd_baseline()));
+}
+
+Task<void> start_tls_refused_body(const Pki& p) {
+  Server server = co_await starttls_server(server_context(p, p.expired_cert));
+  StreamPair c = co_await asyncio::open_connection("127.0.0.1", server.port());
+  c.writer.write("STARTTLS\n");
+  EXPECT_EQ(co_await c.reader.readline(), "OK\n");
+  StartTlsOptions o;
+  o.server_hostname = "localhost";
+  SSLContext ctx = trusting_client(p);
+  std::optional<SSLCertVerificationError> e =
+      co_await catch_as<SSLCertVerificationError>([&] { return c.writer.start_tls(ctx, o); });
+  EXPECT_TRUE(e.has_value());
+  if (e) {
+    EXPECT_EQ(e->verify_message(), "certificate has expired");
+  }
+  co_await c.writer.wait_closed();  // a failed handshake closes the connection
+  EXPECT_TRUE(c.writer.is_closing());
+  co_await shut(server);
+}
+
+TEST_F(TlsTest, StartTlsRefusesAnExpiredCertificate) {
+  run(start_tls_refused_body(*pki_));
+}
+
+constexpr const char* kPythonStartTlsClient = R"(
+import asyncio, ssl, sys
+async def main():
+    r, w = await asyncio.open_connection('127.0.0.1', int(sys.argv[1]))
+    w.write(b'STARTTLS\n')
+    await w.drain()
+    assert await r.readline() == b'OK\n'
+    await w.start_tls(ssl.create_default_context(cafile=sys.argv[2]), server_hostname='localhost')
+    w.write(b'secret from python\n')
+    await w.drain()
+    sys.stdout.write((await r.readline()).decode())
+    w.close()
+    await w.wait_closed()
+asyncio.run(main())
+)";
+
+Task<void> python_start_tls_client_body(const Pki& p) {
+  Server server = co_await starttls_server(server_context(p, p.server_cert));
+  std::vector<std::string> args{"-c", kPythonStartTlsClient, std::to_string(server.port()), p.ca};
+  SubprocessOptions po;
+  po.stdout_mode = Stdio::PIPE;
+  po.stderr_mode = Stdio::PIPE;
+  asyncio::Process client = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
+  asyncio::CommunicateResult r = co_await client.communicate();
+  EXPECT_EQ(r.returncode, 0) << r.err;
+  EXPECT_EQ(r.out, "secret from python\n") << r.err;
+  co_await shut(server);
+}
+
+TEST_F(TlsTest, StartTlsWithPythonClient) {
+  run(python_start_tls_client_body(*pki_));
+}
+
+constexpr const char* kPythonStartTlsServer = R"(
+import asyncio, ssl, sys
+async def main():
+    done = asyncio.Event()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    async def handle(r, w):
+        assert await r.readline() == b'STARTTLS\n'
+        w.write(b'OK\n')
+        await w.drain()
+        await w.start_tls(ctx)
+        w.write((await r.readline()).upper())
+        await w.drain()
+        w.close()
+        await w.wait_closed()
+        done.set()
+    srv = await asyncio.start_server(handle, '127.0.0.1', 0)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await done.wait()
+    srv.close()
+    await srv.wait_closed()
+asyncio.run(main())
+)";
+
+Task<void> python_start_tls_server_body(const Pki& p) {
+  std::vector<std::string> args{"-c", kPythonStartTlsServer, p.server_cert, p.server_key};
+  SubprocessOptions po;
+  po.stdout_mode = Stdio::PIPE;
+  asyncio::Process server = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
+  std::string port_line = co_await server.stdout_pipe().readline();
+  EXPECT_FALSE(port_line.empty());
+  if (port_line.empty()) co_return;
+  StreamPair c = co_await asyncio::open_connection(
+      "127.0.0.1", static_cast<std::uint16_t>(std::stoi(port_line)));
+  c.writer.write("STARTTLS\n");
+  EXPECT_EQ(co_await c.reader.readline(), "OK\n");
+  StartTlsOptions o;
+  o.server_hostname = "localhost";
+  co_await c.writer.start_tls(trusting_client(p), o);
+  c.writer.write("quiet\n");
+  EXPECT_EQ(co_await c.reader.readline(), "QUIET\n");
+  EXPECT_EQ(co_await c.reader.read(), "");  // Python's close_notify
+  c.writer.close();
+  co_await c.writer.wait_closed();
+  EXPECT_EQ(co_await server.wait(), 0);
+}
+
+TEST_F(TlsTest, StartTlsWithPythonServer) {
+  run(python_start_tls_server_body(*pki_));
 }
 
 }  // namespace
