@@ -222,9 +222,8 @@ class SSLError : public OSError {
   explicit SSLError(const std::string& what) : OSError(EPROTO, what) {}
 };
 
-// The peer's certificate did not verify. verify_code() is OpenSSL's X509_V_ERR_* value (0 for a
-// hostname mismatch found outside OpenSSL's check), verify_message() the failing check, as
-// Python's attributes of those names.
+// The peer's certificate did not verify. verify_code() is OpenSSL's X509_V_ERR_* value,
+// verify_message() the failing check, as Python's attributes of those names.
 class SSLCertVerificationError : public SSLError {
  public:
   SSLCertVerificationError(long verify_code, std::string verify_message, const std::string& what)

@@ -112,8 +112,8 @@ Task<StreamPair> connect_one(const SocketAddress& address, const ConnectionOptio
   }
   uv_tcp_nodelay(&s->h.tcp, 1);
   if (options.ssl) {
-    detail::tls_start(s, options.ssl, false, server_hostname, address.to_string(),
-                      options.ssl_handshake_timeout);
+    detail::tls_start(s, "asyncio::open_connection", options.ssl, false, server_hostname,
+                      address.to_string(), options.ssl_handshake_timeout);
   }
   detail::start_reading(s);
   if (options.ssl) co_await detail::tls_handshake(s);

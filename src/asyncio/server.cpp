@@ -94,7 +94,7 @@ void on_connection(uv_stream_t* listener, int status) {
     int len = sizeof peer;
     uv_tcp_getpeername(&s->h.tcp, reinterpret_cast<sockaddr*>(&peer), &len);
     try {
-      detail::tls_start(s, srv->options.ssl, true, {},
+      detail::tls_start(s, "asyncio::Server", srv->options.ssl, true, {},
                         detail::to_address(reinterpret_cast<sockaddr*>(&peer)).to_string(),
                         srv->options.ssl_handshake_timeout);
       s->tls->run_handler = true;

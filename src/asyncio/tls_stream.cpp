@@ -59,9 +59,7 @@ void flush_ciphertext(StreamState* s) {
 // The handshake's failure as the exception Python raises: SSLCertVerificationError naming the
 // check that refused the peer's certificate, else SSLError with OpenSSL's reason.
 std::exception_ptr handshake_error(TlsSession& t) {
-  const std::string what = t.server
-                               ? "asyncio::Server: TLS handshake with " + t.peer + " failed: "
-                               : "asyncio::open_connection(" + t.peer + "): TLS handshake failed: ";
+  const std::string what = std::string(t.who) + ": TLS handshake with " + t.peer + " failed: ";
   const long verify = SSL_get_verify_result(t.ssl);
   if (verify != X509_V_OK) {
     ERR_clear_error();
@@ -136,7 +134,7 @@ void read_plaintext(StreamState* s) {
       return;
     }
     tls_failed(s, std::make_exception_ptr(
-                      SSLError("asyncio::StreamReader: TLS record from " + t.peer +
+                      SSLError("asyncio::StreamReader: a TLS record from " + t.peer +
                                " refused: " + take_ssl_error("the peer broke the protocol"))));
     return;
   }
@@ -146,28 +144,27 @@ void read_plaintext(StreamState* s) {
 void on_handshake_timeout(TimerNode* n) {
   TlsSession* t = static_cast<HandshakeTimer*>(n)->session;
   // Python's words (sslproto's _check_handshake_timeout).
-  tls_failed(
-      t->stream,
-      std::make_exception_ptr(ConnectionAbortedError(
-          ECONNABORTED,
-          (t->server ? "asyncio::Server: " : "asyncio::open_connection(): ") +
-              std::string("SSL handshake with ") + t->peer + " is taking longer than " +
-              std::to_string(t->handshake_timeout.count()) + " ms: aborting the connection")));
+  tls_failed(t->stream, std::make_exception_ptr(ConnectionAbortedError(
+                            ECONNABORTED, std::string(t->who) + ": SSL handshake with " + t->peer +
+                                              " is taking longer than " +
+                                              std::to_string(t->handshake_timeout.count()) +
+                                              " ms: aborting the connection")));
 }
 
 }  // namespace
 
-void tls_start(StreamState* s, const SSLContext& context, bool server,
+void tls_start(StreamState* s, const char* who, const SSLContext& context, bool server,
                const std::string& server_hostname, std::string peer,
                std::chrono::milliseconds handshake_timeout) {
   const std::shared_ptr<SSLContext::Impl>& impl = SSLContextAccess::impl(context);
   auto t = std::make_unique<TlsSession>();
   t->context = impl;
   t->server = server;
+  t->who = who;
   t->peer = std::move(peer);
   t->hostname = server_hostname;
   if (!server && impl->check_hostname && server_hostname.empty()) {
-    throw ValueError("asyncio::open_connection(): check_hostname requires server_hostname");
+    throw ValueError(std::string(who) + "(): check_hostname requires server_hostname");
   }
   t->ssl = SSL_new(impl->ctx);
   t->rbio = BIO_new(BIO_s_mem());
@@ -175,7 +172,8 @@ void tls_start(StreamState* s, const SSLContext& context, bool server,
   if (!t->ssl || !t->rbio || !t->wbio) {
     BIO_free(t->rbio);
     BIO_free(t->wbio);
-    throw SSLError("asyncio: a TLS session cannot be made: " + take_ssl_error("out of memory"));
+    throw SSLError(std::string(who) +
+                   "(): a TLS session cannot be made: " + take_ssl_error("out of memory"));
   }
   SSL_set_bio(t->ssl, t->rbio, t->wbio);
   if (server) {
@@ -195,7 +193,7 @@ void tls_start(StreamState* s, const SSLContext& context, bool server,
       const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, server_hostname.c_str())
                         : X509_VERIFY_PARAM_set1_host(param, server_hostname.c_str(), 0);
       if (ok != 1) {
-        throw SSLError("asyncio::open_connection(): cannot check the name '" + server_hostname +
+        throw SSLError(std::string(who) + "(): cannot check the name '" + server_hostname +
                        "': " + take_ssl_error("invalid name"));
       }
     }
@@ -218,18 +216,18 @@ Task<void> tls_handshake(StreamState* s) {
     if (w.cancel_due()) w.throw_cancel();
   }
   if (t.error) std::rethrow_exception(t.error);
-  if (s->read_error) throw_uv(s->read_error, "asyncio: TLS handshake with " + t.peer);
+  if (s->read_error) throw_uv(s->read_error, std::string(t.who) + ": TLS handshake with " + t.peer);
   if (!t.handshake_done) {
-    throw ConnectionResetError(
-        ECONNRESET, "asyncio: TLS handshake with " + t.peer + ": the connection closed during it");
+    throw ConnectionResetError(ECONNRESET, std::string(t.who) + ": TLS handshake with " + t.peer +
+                                               ": the connection closed during it");
   }
 }
 
 Task<void> tls_upgrade(StreamWriter keep, StreamState* s, SSLContext context,
                        StartTlsOptions options) {
   const bool server = SSLContextAccess::impl(context)->server;
-  tls_start(s, context, server, options.server_hostname, keep.peername().to_string(),
-            options.ssl_handshake_timeout);
+  tls_start(s, "asyncio::StreamWriter::start_tls", context, server, options.server_hostname,
+            keep.peername().to_string(), options.ssl_handshake_timeout);
   // The handshake needs the peer's bytes even while the reader holds more than its limit.
   start_reading(s);
   co_await tls_handshake(s);
@@ -270,8 +268,8 @@ void tls_eof(StreamState* s) {
   if (t.handshake_done) return;  // an abrupt close: EOF, as Python's asyncio (tls_stream.hpp)
   // Python's sslproto: EOF during the handshake is ConnectionResetError.
   tls_failed(s, std::make_exception_ptr(ConnectionResetError(
-                    ECONNRESET, (t.server ? "asyncio::Server: " : "asyncio::open_connection(): ") +
-                                    t.peer + " closed the connection during the TLS handshake")));
+                    ECONNRESET, std::string(t.who) + ": " + t.peer +
+                                    " closed the connection during the TLS handshake")));
 }
 
 void tls_closed(StreamState* s) {

@@ -59,6 +59,7 @@ struct TlsSession {
   bool handshake_done = false;
   bool shutdown_sent = false;
   std::string hostname;        // the name checked, for the mismatch message
+  const char* who = "";        // the call that made it ("asyncio::open_connection"), for messages
   std::string peer;            // "host:port", for messages
   std::exception_ptr error;    // why the handshake or a record failed
   WaitList handshake_waiters;  // tls_handshake()
@@ -73,7 +74,7 @@ struct TlsSession {
 // and, for a client, sends its hello. server_hostname: the name sent (SNI, unless an IP address)
 // and checked when the context checks names. Throws SSLError (OpenSSL out of memory) or ValueError
 // (a name check without a name); the connection is then still plain and the caller closes it.
-void tls_start(StreamState* s, const SSLContext& context, bool server,
+void tls_start(StreamState* s, const char* who, const SSLContext& context, bool server,
                const std::string& server_hostname, std::string peer,
                std::chrono::milliseconds handshake_timeout);
 // A wait for the handshake (open_connection, start_tls): returns once it is done, or throws why

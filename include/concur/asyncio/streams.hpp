@@ -51,7 +51,9 @@
 //   abort()      closes at once, no close_notify.
 //   write_eof()  NotImplementedError: TLS has no half-close (can_write_eof() is false).
 //   EOF          the peer's close_notify, or its socket closing without one (an abrupt close,
-//                Python's asyncio: EOF too, no error), is EOF: read() returns "".
+//                Python's asyncio: EOF too, no error), is EOF: read() returns "". Python then
+//                closes the connection itself; concur leaves that to close(), and writes still go
+//                out until then (TLS 1.3 allows it).
 //   read_into()  reads the socket into concur's buffer and decrypts into the caller's (no
 //                zero-copy read, the bytes on the wire are not the caller's).
 // StreamWriter::start_tls() upgrades a plain connection (STARTTLS); tls_info() tells what the
@@ -200,7 +202,7 @@ struct TlsInfo {
 struct StartTlsOptions {
   // A client's name for the server (SNI and the name check); required when the context checks
   // names (Python's ValueError otherwise).
-  std::string server_hostname;
+  std::string server_hostname{};
   std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
 };
 
@@ -296,13 +298,15 @@ struct StreamPair {
 Task<StreamPair> open_connection(std::string host, std::uint16_t port,
                                  std::size_t limit = kDefaultStreamLimit);
 
+// (The `{}` initializers let a designated initializer leave a member out without GCC's
+// -Wmissing-field-initializers.)
 struct ConnectionOptions {
   std::size_t limit = kDefaultStreamLimit;
   // TLS when set (ssl.hpp; a client context): returns once the handshake is done.
-  SSLContext ssl;
+  SSLContext ssl{};
   // The name sent to the server (SNI) and checked against its certificate; "" means host (as
   // Python). An IP address is checked against the certificate's IP entries and not sent.
-  std::string server_hostname;
+  std::string server_hostname{};
   // How long the TLS handshake may take (from the TCP connection); > 0.
   std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
 };
@@ -317,7 +321,7 @@ struct ServerOptions {
   int backlog = 511;
   bool reuse_port = false;
   // TLS when set (ssl.hpp; a server context with its certificate loaded).
-  SSLContext ssl;
+  SSLContext ssl{};
   // How long a client's TLS handshake may take (from its accept); > 0.
   std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
 };
