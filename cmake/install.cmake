@@ -18,6 +18,8 @@ if(TARGET concur_mpi)
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   set(CONCUR_PACKAGE_HAS_MPI ON)
 endif()
+# concur::asyncio's TLS links OpenSSL: the package config looks for it when asyncio was built.
+set(CONCUR_PACKAGE_HAS_ASYNCIO ${CONCUR_ASYNCIO})
 install(DIRECTORY include/concur DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT concur-targets NAMESPACE concur:: DESTINATION ${concur_cmake_dir})
 

@@ -6,6 +6,7 @@
 //   TimeoutError            TimeoutError                                 a timeout passes first
 //   InvalidStateError       concurrent.futures.InvalidStateError         set twice; not done yet
 //   RuntimeError            RuntimeError                                 submit() after shutdown()
+//   NotImplementedError     NotImplementedError                          write_eof() on a TLS stream
 //   AssertionError          AssertionError                               start() twice, join() unstarted
 //   ValueError              ValueError                                   a bounded semaphore over-released
 //   BrokenExecutor          concurrent.futures.BrokenExecutor            the pool can run no more
@@ -24,6 +25,9 @@
 //   ConnectionResetError    ConnectionResetError                         the peer reset it
 //   ConnectionRefusedError  ConnectionRefusedError                       nobody listens there
 //   BrokenPipeError         BrokenPipeError                              writing after the peer left
+//   ConnectionAbortedError  ConnectionAbortedError                       a TLS handshake took too long
+//   SSLError                ssl.SSLError                                 a TLS handshake or record failed
+//   SSLCertVerificationError ssl.SSLCertVerificationError                the peer's certificate refused
 //   IncompleteReadError     asyncio.IncompleteReadError                  EOF before enough bytes
 //   LimitOverrunError       asyncio.LimitOverrunError                    a line longer than the limit
 //   QueueEmpty, QueueFull   asyncio.QueueEmpty, asyncio.QueueFull        get/put_nowait could not
@@ -35,6 +39,7 @@
 // Every message names the call that failed, the rule it broke and what to do instead.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <exception>
 #include <optional>
@@ -67,6 +72,13 @@ class RuntimeError : public std::runtime_error {
 
 // A call in the wrong order (Python's multiprocessing asserts these). A std::logic_error: a bug in
 // the calling program, not a condition to handle.
+// An operation the object cannot do (TLS streams: write_eof(), TLS has no half-close). A
+// RuntimeError, as Python's.
+class NotImplementedError : public RuntimeError {
+ public:
+  using RuntimeError::RuntimeError;
+};
+
 class AssertionError : public std::logic_error {
  public:
   using std::logic_error::logic_error;
@@ -206,6 +218,32 @@ class ConnectionRefusedError : public ConnectionError {
 class BrokenPipeError : public ConnectionError {
  public:
   using ConnectionError::ConnectionError;
+};
+
+class ConnectionAbortedError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
+
+// TLS failed (concur/asyncio/ssl.hpp): an OSError, as Python's. code() is EPROTO (Python's errno
+// is OpenSSL's SSL_ERROR_* number, which is no errno); what() carries OpenSSL's reason.
+class SSLError : public OSError {
+ public:
+  explicit SSLError(const std::string& what) : OSError(EPROTO, what) {}
+};
+
+// The peer's certificate did not verify. verify_code() is OpenSSL's X509_V_ERR_* value,
+// verify_message() the failing check, as Python's attributes of those names.
+class SSLCertVerificationError : public SSLError {
+ public:
+  SSLCertVerificationError(long verify_code, std::string verify_message, const std::string& what)
+      : SSLError(what), verify_code_(verify_code), verify_message_(std::move(verify_message)) {}
+  long verify_code() const noexcept { return verify_code_; }
+  const std::string& verify_message() const noexcept { return verify_message_; }
+
+ private:
+  long verify_code_;
+  std::string verify_message_;
 };
 
 // The stream ended before `expected` bytes (or a separator) arrived; partial() holds what did.

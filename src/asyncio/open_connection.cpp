@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "asyncio/stream_state.hpp"
+#include "asyncio/tls_stream.hpp"
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/streams.hpp"
 
@@ -80,9 +81,12 @@ struct ConnectBlock : detail::RequestWait {
   StreamState* stream = nullptr;
 };
 
-// Connects a fresh stream to one address. Its two handles are made first: on failure or
-// cancellation their release closes the stream, on success they are what the caller gets.
-Task<StreamPair> connect_one(const SocketAddress& address, std::size_t limit) {
+// Connects a fresh stream to one address (and, with a TLS context, shakes hands). Its two handles
+// are made first: on failure or cancellation their release closes the stream, on success they
+// are what the caller gets.
+Task<StreamPair> connect_one(const SocketAddress& address, const ConnectionOptions& options,
+                             const std::string& server_hostname) {
+  const std::size_t limit = options.limit;
   detail::LoopCore& core = detail::require_core("asyncio::open_connection");
   uv_loop_t* uv = detail::current_uv_loop("asyncio::open_connection");
   sockaddr_storage sa;
@@ -109,21 +113,40 @@ Task<StreamPair> connect_one(const SocketAddress& address, std::size_t limit) {
     detail::throw_uv(block->status, "asyncio::open_connection(" + address.to_string() + ")");
   }
   uv_tcp_nodelay(&s->h.tcp, 1);
+  if (options.ssl) {
+    detail::tls_start(s, "asyncio::open_connection", options.ssl, false, server_hostname,
+                      address.to_string(), options.ssl_handshake_timeout);
+  }
   detail::start_reading(s);
+  if (options.ssl) co_await detail::tls_handshake(s);
   co_return pair;
 }
 
 }  // namespace
 
+// Not a coroutine itself: the task is the options overload's, its arguments held in its frame.
 Task<StreamPair> open_connection(std::string host, std::uint16_t port, std::size_t limit) {
-  detail::check_stream_limit("asyncio::open_connection", limit);
+  ConnectionOptions options;
+  options.limit = limit;
+  return open_connection(std::move(host), port, std::move(options));
+}
+
+Task<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectionOptions options) {
+  detail::check_stream_limit("asyncio::open_connection", options.limit);
+  if (options.ssl) {
+    detail::check_handshake_timeout("asyncio::open_connection", options.ssl_handshake_timeout);
+  }
+  const std::string server_hostname =
+      options.server_hostname.empty() ? host : options.server_hostname;
   std::vector<SocketAddress> addresses = co_await getaddrinfo(host, port, false);
   std::exception_ptr last;
   for (const SocketAddress& a : addresses) {
     try {
-      co_return co_await connect_one(a, limit);
+      co_return co_await connect_one(a, options, server_hostname);
     } catch (const CancelledError&) {
       throw;
+    } catch (const SSLError&) {
+      throw;  // the server answered: another of its addresses would answer the same
     } catch (const OSError&) {
       last = std::current_exception();
     }

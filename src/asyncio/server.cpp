@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "asyncio/stream_state.hpp"
+#include "asyncio/tls_stream.hpp"
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/streams.hpp"
 
@@ -86,7 +87,36 @@ void on_connection(uv_stream_t* listener, int status) {
   if (srv->connections) srv->connections->prev_in_server = s;
   srv->connections = s;
   ++srv->active;
+  if (srv->options.ssl) {
+    // The handler starts once the handshake is done (tls_stream.cpp). (No StreamWriter here to
+    // ask the peer's address: dropping the last handle would close the connection.)
+    sockaddr_storage peer{};
+    int len = sizeof peer;
+    uv_tcp_getpeername(&s->h.tcp, reinterpret_cast<sockaddr*>(&peer), &len);
+    try {
+      detail::tls_start(s, "asyncio::Server", srv->options.ssl, true, {},
+                        detail::to_address(reinterpret_cast<sockaddr*>(&peer)).to_string(),
+                        srv->options.ssl_handshake_timeout);
+      s->tls->run_handler = true;
+    } catch (...) {
+      s->closing = true;
+      detail::close_handle(s);
+      srv->core->report("asyncio::Server: TLS could not start for a client",
+                        std::current_exception());
+      return;
+    }
+  }
   detail::start_reading(s);
+  if (!s->tls) detail::start_client_handler(s);
+}
+
+}  // namespace
+
+namespace detail {
+
+void start_client_handler(StreamState* s) {
+  ServerState* srv = s->server;
+  if (!srv) return;  // closed meanwhile
   StreamReader reader(s);
   StreamWriter writer(s);
   try {
@@ -98,12 +128,15 @@ void on_connection(uv_stream_t* listener, int status) {
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 Task<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
                           ServerOptions options) {
   if (!handler) throw std::invalid_argument("asyncio::start_server(): the handler is empty");
   detail::check_stream_limit("asyncio::start_server", options.limit);
+  if (options.ssl) {
+    detail::check_handshake_timeout("asyncio::start_server", options.ssl_handshake_timeout);
+  }
   detail::LoopCore& core = detail::require_core("asyncio::start_server");
   std::vector<SocketAddress> addresses;
   if (host.empty()) {

@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <cstddef>
 
 #include "concur/asyncio/detail/core.hpp"
@@ -21,5 +22,7 @@ void begin_reading(StreamState* s);
 // Python's StreamReader(limit=0) ValueError, raised before anything is opened: with a zero limit
 // every readline() would fail. `who` names the call.
 void check_stream_limit(const char* who, std::size_t limit);
+// The same for a TLS handshake's timeout (used only with a context): it must be > 0.
+void check_handshake_timeout(const char* who, std::chrono::milliseconds timeout);
 
 }  // namespace concur::asyncio::detail

@@ -125,7 +125,9 @@ std::string StreamReader::ReadOp::await_resume() {
   }
   if (filled) return std::move(result);
   std::size_t have = s->buffered();
-  auto raise_error = [&]() { detail::throw_uv(s->read_error, "asyncio::StreamReader read"); };
+  auto raise_error = [&]() {
+    detail::throw_stream_error(s, s->read_error, "asyncio::StreamReader read");
+  };
   switch (kind) {
     case kRead:
       if (n == 0) return {};
@@ -202,7 +204,8 @@ std::size_t StreamReader::ReadOp::resume_into() {
     detail::discard(s, k);
     return k;
   }
-  if (s->read_error) detail::throw_uv(s->read_error, "asyncio::StreamReader read_into");
+  if (s->read_error)
+    detail::throw_stream_error(s, s->read_error, "asyncio::StreamReader read_into");
   return 0;
 }
 

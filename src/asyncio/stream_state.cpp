@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "asyncio/tls_stream.hpp"
+
 namespace concur::asyncio::detail {
 
 // ---------------------------------------------------------------------------------------------
@@ -19,6 +21,7 @@ void release_side(StreamState* s, std::uint32_t& refs) noexcept {
   --refs;
   if (s->reader_refs == 0 && s->writer_refs == 0) {
     if (!s->closed && !s->closing) {
+      if (s->tls) tls_close_notify(s);
       s->closing = true;
       if (!s->write_in_flight) close_handle(s);
     }
@@ -91,28 +94,38 @@ void check_stream_limit(const char* who, std::size_t limit) {
   }
 }
 
+void check_handshake_timeout(const char* who, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) {
+    throw std::invalid_argument(std::string(who) +
+                                "(): ssl_handshake_timeout must be > 0; leave it out for the "
+                                "default, 60 s");
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bytes arriving
 
-namespace {
-
 // One read buffer per thread: libuv hands it to read_cb, which copies the bytes out before
-// returning, and a loop runs on one thread, so one buffer serves every connection of the loop.
-// Allocated at the thread's first read: a thread_local array would sit in every thread's static
-// TLS block, 64 KiB zeroed at the start of each thread of any program that links concur (the
-// lab's thread-memory experiment saw it).
+// returning, and a loop runs on one thread, so one buffer serves every connection of the loop
+// (a TLS connection decrypts into it too, once its ciphertext is in OpenSSL's BIO). Allocated at
+// the thread's first read: a thread_local array would sit in every thread's static TLS block, 64
+// KiB zeroed at the start of each thread of any program that links concur (the lab's
+// thread-memory experiment saw it).
 char* read_buffer() {
   thread_local std::unique_ptr<char[]> buffer;
   if (!buffer) buffer.reset(new char[kReadChunk]);
   return buffer.get();
 }
 
+namespace {
+
 void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
   // A read_into waiting with nothing buffered: the kernel copies straight into the caller's
   // buffer (on_read then finds the bytes in place). libuv calls on_read right after, on this
   // thread, so the read is still the one waiting then.
+  // Not for TLS: what the socket gives is ciphertext.
   const auto* s = static_cast<const StreamState*>(handle->data);
-  if (const StreamReader::ReadOp* op = s->reader_op; op && s->buffered() == 0) {
+  if (const StreamReader::ReadOp* op = s->reader_op; op && s->buffered() == 0 && !s->tls) {
     if (const std::span<char> target = ReadOpAccess::read_target(*op); !target.empty()) {
       *buf = uv_buf_init(target.data(), static_cast<unsigned>(std::min<std::size_t>(
                                             target.size(), std::numeric_limits<unsigned>::max())));
@@ -125,29 +138,11 @@ void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* s = static_cast<StreamState*>(stream->data);
   if (nread > 0) {
-    auto n = static_cast<std::size_t>(nread);
-    StreamReader::ReadOp* op = s->reader_op;
-    if (op && s->buffered() == 0 && ReadOpAccess::wants_direct_delivery(*op)) {
-      // The common case of a waiting read(n): hand the bytes over without buffering them.
-      const std::size_t took = ReadOpAccess::deliver(*op, buf->base, n);
-      if (took < n) s->rbuf.append(buf->base + took, n - took);
-      wake_reader(s);
-      return;
+    if (s->tls) {
+      tls_received(s, buf->base, static_cast<std::size_t>(nread));
+    } else {
+      bytes_arrived(s, buf->base, static_cast<std::size_t>(nread));
     }
-    if (s->rpos > 0 && s->rpos == s->rbuf.size()) {
-      s->rbuf.clear();
-      s->rpos = 0;
-    }
-    s->rbuf.append(buf->base, n);
-    bool ready = op && ReadOpAccess::satisfied(*op);
-    // Back-pressure, resumed when the reader catches up; but not while a read waits that needs
-    // more than is buffered (read() to EOF, readexactly(n) beyond 2 x limit): Python's reader
-    // resumes reading whenever it waits for data.
-    if (s->buffered() > 2 * s->limit && s->reading && (!op || ready)) {
-      uv_read_stop(s->stream());
-      s->reading = false;
-    }
-    if (ready) wake_reader(s);
     return;
   }
   if (nread == 0) return;  // EAGAIN
@@ -155,6 +150,7 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     s->eof = true;
     uv_read_stop(s->stream());
     s->reading = false;
+    if (s->tls) tls_eof(s);
   } else {
     fail(s, static_cast<int>(nread));
   }
@@ -162,6 +158,31 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
 }
 
 }  // namespace
+
+void bytes_arrived(StreamState* s, const char* data, std::size_t n) {
+  StreamReader::ReadOp* op = s->reader_op;
+  if (op && s->buffered() == 0 && ReadOpAccess::wants_direct_delivery(*op)) {
+    // The common case of a waiting read(n): hand the bytes over without buffering them.
+    const std::size_t took = ReadOpAccess::deliver(*op, data, n);
+    if (took < n) s->rbuf.append(data + took, n - took);
+    wake_reader(s);
+    return;
+  }
+  if (s->rpos > 0 && s->rpos == s->rbuf.size()) {
+    s->rbuf.clear();
+    s->rpos = 0;
+  }
+  s->rbuf.append(data, n);
+  bool ready = op && ReadOpAccess::satisfied(*op);
+  // Back-pressure, resumed when the reader catches up; but not while a read waits that needs
+  // more than is buffered (read() to EOF, readexactly(n) beyond 2 x limit): Python's reader
+  // resumes reading whenever it waits for data.
+  if (s->buffered() > 2 * s->limit && s->reading && (!op || ready)) {
+    uv_read_stop(s->stream());
+    s->reading = false;
+  }
+  if (ready) wake_reader(s);
+}
 
 void start_reading(StreamState* s) {
   if (s->reading || s->eof || s->closing || s->read_error) return;
@@ -296,6 +317,7 @@ void close_handle(StreamState* s) {
 
 void close_after_flush(StreamState* s) {
   if (s->closing || s->closed) return;
+  if (s->tls) tls_close_notify(s);
   s->closing = true;
   if (!s->write_in_flight) close_handle(s);
 }
@@ -326,6 +348,7 @@ void on_closed(uv_handle_t* handle) {
   }
   wake_all(s->drainers);
   wake_all(s->closers);
+  if (s->tls) tls_closed(s);
   if (s->reader_op) {
     // A read still waiting (the reader was not closed by its owner) sees EOF or the error. It
     // resumes now and may drop the last handles (a handler that returns), so a handle held here

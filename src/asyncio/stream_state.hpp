@@ -19,8 +19,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "asyncio/stream_internal.hpp"
@@ -32,6 +34,12 @@ namespace concur::asyncio::detail {
 
 // The size of one libuv read.
 inline constexpr std::size_t kReadChunk = 64 * 1024;
+
+// A connection's TLS (tls_stream.hpp), freed with the state.
+struct TlsSession;
+struct TlsDeleter {
+  void operator()(TlsSession* t) const noexcept;
+};
 
 struct StreamState : LoopResource {
   union Handle {
@@ -67,6 +75,9 @@ struct StreamState : LoopResource {
   int write_error = 0;
   WaitList drainers{"StreamWriter.drain"};
   WaitList closers{"StreamWriter.wait_closed"};
+
+  // TLS: null for plain TCP and pipes, and testing it is all TLS costs their reads and writes.
+  std::unique_ptr<TlsSession, TlsDeleter> tls;
 
   bool is_tcp = true;
   bool closing = false;  // close() called: flush, then close the handle
@@ -125,12 +136,23 @@ void on_closed(uv_handle_t* handle);
 // Writing: queues `data` from `offset` as one libuv write; sends the half-close; records a
 // failure (both directions) and closes.
 void start_write(StreamState* s, std::string data, std::size_t offset = 0);
+// Sends what the socket takes now (uv_try_write); how many bytes it took, or -1 if the write
+// failed (the connection has then failed).
+long try_send(StreamState* s, std::string_view data);
 void do_shutdown(StreamState* s);
 void fail(StreamState* s, int err);
+// Throws the connection's failure: TLS's own exception when TLS failed (tls_stream.hpp), else
+// the libuv error err as concur's OSError.
+[[noreturn]] void throw_stream_error(StreamState* s, int err, const std::string& what);
 
 // Reading: starts libuv reading unless at EOF, failed, closing or already reading; takes or drops
 // k bytes from the front of the buffer (and resumes reading once the buffer is under the limit).
 void start_reading(StreamState* s);
+// Bytes of the stream arrived (plaintext, for TLS): to the waiting read or the buffer, pausing
+// reading above the limit; resumes the read once satisfied (inline: it may write or close).
+void bytes_arrived(StreamState* s, const char* data, std::size_t n);
+// The loop thread's read buffer (kReadChunk bytes), lent to each read callback in turn.
+char* read_buffer();
 std::string take(StreamState* s, std::size_t k);
 void discard(StreamState* s, std::size_t k);
 // readuntil: no separator in `have` bytes, and it could no longer start within the limit
@@ -153,5 +175,9 @@ struct ReadOpAccess {
 
 // Resumes the waiting read, if any.
 void wake_reader(StreamState* s);
+
+// A server's connection is ready (accepted; for TLS, handshaken): runs its handler as a task
+// (server.cpp).
+void start_client_handler(StreamState* s);
 
 }  // namespace concur::asyncio::detail

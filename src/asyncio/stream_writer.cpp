@@ -2,10 +2,14 @@
 // itself is the connection's, stream_state.cpp); drain(), half-close, close and abort.
 #include <sys/socket.h>
 
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "asyncio/stream_state.hpp"
+#include "asyncio/tls_stream.hpp"
 #include "asyncio/uv_util.hpp"
 #include "concur/asyncio/streams.hpp"
 
@@ -38,8 +42,8 @@ bool writable(StreamState* s, std::size_t size) {
   }
   return !(s->write_error || s->closed || size == 0);
 }
+}  // namespace
 
-// Sends what the socket takes now; returns how many bytes it took, or -1 if the write failed.
 long try_send(StreamState* s, std::string_view data) {
   uv_buf_t buf = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
   int sent = uv_try_write(s->stream(), &buf, 1);
@@ -50,12 +54,15 @@ long try_send(StreamState* s, std::string_view data) {
   }
   return sent;
 }
-}  // namespace
 }  // namespace detail
 
 void StreamWriter::write(std::string_view data) {
   StreamState* s = state("write");
   if (!detail::writable(s, data.size())) return;
+  if (s->tls) {
+    detail::tls_write(s, data);
+    return;
+  }
   if (s->write_in_flight) {
     s->pending.append(data);
     return;
@@ -68,6 +75,10 @@ void StreamWriter::write(std::string_view data) {
 void StreamWriter::write(std::string&& data) {
   StreamState* s = state("write");
   if (!detail::writable(s, data.size())) return;
+  if (s->tls) {
+    detail::tls_write(s, data);
+    return;
+  }
   if (s->write_in_flight) {
     if (s->pending.empty()) {
       s->pending = std::move(data);
@@ -88,7 +99,7 @@ bool StreamWriter::DrainOp::await_ready() {
 
 void StreamWriter::DrainOp::await_resume() {
   if (cancel_due()) throw_cancel();
-  if (s->write_error) detail::throw_uv(s->write_error, "asyncio::StreamWriter::drain");
+  if (s->write_error) detail::throw_stream_error(s, s->write_error, "asyncio::StreamWriter::drain");
   if (s->closed) {
     throw ConnectionResetError(ECONNRESET, "asyncio::StreamWriter::drain(): Connection lost");
   }
@@ -110,8 +121,17 @@ void StreamWriter::set_write_buffer_limits(std::size_t high, std::size_t low) {
   s->low_water = low;
 }
 
+bool StreamWriter::can_write_eof() const {
+  return !state("can_write_eof")->tls;
+}
+
 void StreamWriter::write_eof() {
   StreamState* s = state("write_eof");
+  if (s->tls) {
+    throw NotImplementedError(
+        "asyncio::StreamWriter::write_eof(): TLS has no half-close (Python raises "
+        "NotImplementedError too); close() the writer, which sends close_notify");
+  }
   if (s->eof_requested || s->closing) return;
   s->eof_requested = true;
   if (!s->write_in_flight && !s->write_error && !s->closed) detail::do_shutdown(s);
@@ -149,6 +169,38 @@ SocketAddress StreamWriter::peername() const {
     return {};
   }
   return detail::to_address(reinterpret_cast<sockaddr*>(&ss));
+}
+
+std::optional<TlsInfo> StreamWriter::tls_info() const {
+  return detail::tls_info(state("tls_info"));
+}
+
+// Not `StartTlsOptions options = {}`: GCC 12 miscompiles that braced default (it holds a
+// std::string) when the call is inside a co_await expression, as the README says of braced
+// temporaries; made here, outside any coroutine, it is safe.
+Task<void> StreamWriter::start_tls(SSLContext context) {
+  return start_tls(std::move(context), StartTlsOptions());
+}
+
+// Checked at the call, as the other misuses here; the handshake itself is the task's.
+Task<void> StreamWriter::start_tls(SSLContext context, StartTlsOptions options) {
+  StreamState* s = state("start_tls");
+  if (!context) {
+    throw std::invalid_argument("asyncio::StreamWriter::start_tls(): the SSLContext is empty");
+  }
+  if (s->tls)
+    throw RuntimeError("asyncio::StreamWriter::start_tls(): the connection is TLS already");
+  if (!s->is_tcp) {
+    throw RuntimeError(
+        "asyncio::StreamWriter::start_tls(): TLS needs a TCP connection, not a pipe");
+  }
+  if (s->closing || s->closed || s->eof_requested || s->write_error) {
+    throw RuntimeError(
+        "asyncio::StreamWriter::start_tls(): the connection is closing, half-closed or failed");
+  }
+  detail::check_handshake_timeout("asyncio::StreamWriter::start_tls",
+                                  options.ssl_handshake_timeout);
+  return detail::tls_upgrade(*this, s, std::move(context), std::move(options));
 }
 
 SocketAddress StreamWriter::sockname() const {

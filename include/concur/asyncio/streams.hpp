@@ -39,17 +39,43 @@
 // queued, then closes; wait_closed() waits for that. write_eof() half-closes after the queue.
 // abort() closes at once with a reset (RST), dropping the queue.
 //
+// TLS (concur/asyncio/ssl.hpp): open_connection(host, port, options) with options.ssl a client
+// context, and start_server(handler, host, port, options) with options.ssl a server context,
+// speak TLS over the connection, with OpenSSL. open_connection returns once the handshake is done
+// and the server's certificate verified (else it throws SSLCertVerificationError / SSLError,
+// errors.hpp); a server runs its handler only for a client whose handshake succeeded (one that
+// fails is closed and the handler never sees it). Reads and writes are plaintext, as for TCP, with
+// these differences (as Python's asyncio over SSL):
+//   close()      sends close_notify after what is queued, then closes; it does not wait for the
+//                peer's (Python waits up to ssl_shutdown_timeout).
+//   abort()      closes at once, no close_notify.
+//   write_eof()  NotImplementedError: TLS has no half-close (can_write_eof() is false).
+//   EOF          the peer's close_notify, or its socket closing without one (an abrupt close,
+//                Python's asyncio: EOF too, no error), is EOF: read() returns "". Python then
+//                closes the connection itself; concur leaves that to close(), and writes still go
+//                out until then (TLS 1.3 allows it).
+//   read_into()  reads the socket into concur's buffer and decrypts into the caller's (no
+//                zero-copy read, the bytes on the wire are not the caller's).
+// StreamWriter::start_tls() upgrades a plain connection (STARTTLS); tls_info() tells what the
+// handshake settled.
+// A TLS record that fails its check (a forged or corrupt record) fails the connection with
+// SSLError. Renegotiation is refused. A handshake not done within ssl_handshake_timeout (60 s by
+// default, as Python) aborts the connection: open_connection throws ConnectionAbortedError, a
+// server closes the client unseen.
+//
 // Handles: StreamReader and StreamWriter are reference-counted handles to one connection; the
 // connection closes when the last handle of both kinds is gone. Every awaitable here is
 // cancellable (CancelledError) and leaves the connection usable.
 // Thread safety: none; the loop's thread.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +84,7 @@
 
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/detail/wait.hpp"
+#include "concur/asyncio/ssl.hpp"
 #include "concur/asyncio/task.hpp"
 
 namespace concur::asyncio {
@@ -164,6 +191,21 @@ class StreamReader {
   detail::StreamState* s_ = nullptr;
 };
 
+// What a TLS handshake settled (StreamWriter::tls_info()).
+struct TlsInfo {
+  std::string version;       // "TLSv1.3": Python's SSLObject.version()
+  std::string cipher;        // "TLS_AES_256_GCM_SHA384": SSLObject.cipher()[0]
+  std::string peer_subject;  // the peer certificate's subject ("CN=localhost"); "" without one
+};
+
+// StreamWriter::start_tls()'s options (Python's keyword arguments).
+struct StartTlsOptions {
+  // A client's name for the server (SNI and the name check); required when the context checks
+  // names (Python's ValueError otherwise).
+  std::string server_hostname{};
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
+};
+
 class StreamWriter {
  public:
   StreamWriter() = default;
@@ -200,7 +242,8 @@ class StreamWriter {
   std::size_t write_buffer_size() const;
   // The high and low water marks of drain() (Python's set_write_buffer_limits).
   void set_write_buffer_limits(std::size_t high, std::size_t low);
-  bool can_write_eof() const { return true; }
+  // False for TLS (write_eof() then throws NotImplementedError).
+  bool can_write_eof() const;
   void write_eof();
   void close();
   // Closes at once: queued data is dropped and a TCP peer sees a reset.
@@ -219,6 +262,20 @@ class StreamWriter {
   // Python's get_extra_info("peername") / ("sockname").
   SocketAddress peername() const;
   SocketAddress sockname() const;
+  // The TLS session's version, cipher and peer's subject once its handshake is done (Python's
+  // get_extra_info("ssl_object") / ("peercert")); std::nullopt for plain TCP or a pipe.
+  std::optional<TlsInfo> tls_info() const;
+
+  // Python's StreamWriter.start_tls() (3.11): upgrades this plain TCP connection to TLS in place,
+  // for a STARTTLS exchange. A client context shakes hands as the client, a server context as
+  // the server, whichever end accepted the connection. Returns once the handshake is done (its
+  // failures as open_connection's; the connection is then closed). What was written before goes
+  // out first, in plain; bytes read before stay in the reader's buffer as they came (as Python).
+  // RuntimeError: already TLS, a pipe, closing, or a write before the handshake is done (await
+  // start_tls() first). Build the options in a variable (GCC 12, see open_connection; for that
+  // reason too the options are an overload, not a defaulted argument).
+  Task<void> start_tls(SSLContext context);
+  Task<void> start_tls(SSLContext context, StartTlsOptions options);
   bool valid() const { return s_ != nullptr; }
 
   // A new handle to a connection (library-internal, as StreamReader's).
@@ -241,12 +298,32 @@ struct StreamPair {
 Task<StreamPair> open_connection(std::string host, std::uint16_t port,
                                  std::size_t limit = kDefaultStreamLimit);
 
+// (The `{}` initializers let a designated initializer leave a member out without GCC's
+// -Wmissing-field-initializers.)
+struct ConnectionOptions {
+  std::size_t limit = kDefaultStreamLimit;
+  // TLS when set (ssl.hpp; a client context): returns once the handshake is done.
+  SSLContext ssl{};
+  // The name sent to the server (SNI) and checked against its certificate; "" means host (as
+  // Python). An IP address is checked against the certificate's IP entries and not sent.
+  std::string server_hostname{};
+  // How long the TLS handshake may take (from the TCP connection); > 0.
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
+};
+// The same with options. GCC 12 miscompiles a braced ConnectionOptions{...} written inside the
+// co_await expression (it holds a std::string: see the README): build it in a variable first.
+Task<StreamPair> open_connection(std::string host, std::uint16_t port, ConnectionOptions options);
+
 using ClientHandler = std::function<Task<void>(StreamReader, StreamWriter)>;
 
 struct ServerOptions {
   std::size_t limit = kDefaultStreamLimit;  // > 0: start_server() refuses 0 (std::invalid_argument)
   int backlog = 511;
   bool reuse_port = false;
+  // TLS when set (ssl.hpp; a server context with its certificate loaded).
+  SSLContext ssl{};
+  // How long a client's TLS handshake may take (from its accept); > 0.
+  std::chrono::milliseconds ssl_handshake_timeout = std::chrono::seconds(60);
 };
 
 // A listening server (Python's asyncio.Server). A reference-counted handle: the listening sockets
