@@ -320,7 +320,10 @@ TEST_F(CallGraphTest, EachKindOfWaitNamesItself) {
     auto p = asyncio::create_task(put_into(&full), "on-put");
     auto f = asyncio::create_task(
         [](std::shared_future<void> b) -> Task<void> {
-          co_await asyncio::to_thread([b] { b.wait(); });
+          // Named, not written inside the co_await: GCC 12 destroys a lambda temporary that owns
+          // something (here a shared_future) twice when it is part of a co_await expression.
+          auto wait_for_it = [b] { b.wait(); };
+          co_await asyncio::to_thread(wait_for_it);
         }(blocker),
         "on-thread");
     co_await turns(2);

@@ -13,6 +13,9 @@
 // running finishes, its result dropped) and raises CancelledError at once, as asyncio does.
 // Exceptions from fn are rethrown at co_await as their own type.
 // Thread safety: call these on the loop's thread; fn runs on the executor's.
+// GCC 12: a lambda whose captures own something (a std::string, a shared_ptr) written inside the
+// co_await expression is destroyed twice (a compiler bug, see the README): name it first,
+// `auto job = [s] {...}; co_await to_thread(job);`.
 #pragma once
 
 #include <memory>
