@@ -5,6 +5,8 @@
 //   concur_echo --port 0     prints "PORT <n>", echoes on 127.0.0.1:<n> until SIGTERM or SIGINT
 //     --read-into            reads with StreamReader::read_into into a 64 KiB buffer of each
 //                            connection (the zero-copy read) instead of read() -> std::string
+//     --tls-cert F --tls-key K   TLS: the same handlers behind SSLContext::server() with the
+//                            certificate chain F and its key K (echo_race --tls)
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -12,9 +14,12 @@
 #include <cstdio>
 #include <memory>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 #include "concur/asyncio.hpp"
+#include "concur/asyncio/ssl.hpp"
 #include "concur/asyncio/streams.hpp"
 
 namespace {
@@ -52,9 +57,11 @@ asyncio::Task<void> echo_into(asyncio::StreamReader reader, asyncio::StreamWrite
   writer.close();
 }
 
-asyncio::Task<void> serve(std::uint16_t port, bool read_into) {
+asyncio::Task<void> serve(std::uint16_t port, bool read_into, asyncio::SSLContext tls) {
+  asyncio::ServerOptions options;
+  options.ssl = tls;  // empty: plain TCP
   asyncio::Server server =
-      co_await asyncio::start_server(read_into ? echo_into : echo, "127.0.0.1", port);
+      co_await asyncio::start_server(read_into ? echo_into : echo, "127.0.0.1", port, options);
   std::printf("PORT %u\n", static_cast<unsigned>(server.port()));
   std::fflush(stdout);
   asyncio::EventLoop& loop = asyncio::get_running_loop();
@@ -76,13 +83,23 @@ void raise_fd_limit() {
 int main(int argc, char** argv) {
   unsigned short port = 0;
   bool read_into = false;
+  std::string cert;
+  std::string key;
   CLI::App app{"TCP echo server: concur::asyncio streams, one thread"};
   app.add_option("--port", port, "0: any free port (printed as PORT <n>)")->required();
   app.add_flag("--read-into", read_into, "read with read_into (zero-copy) instead of read()");
+  app.add_option("--tls-cert", cert, "TLS: the server's certificate chain (PEM)");
+  app.add_option("--tls-key", key, "TLS: its private key (PEM)");
   CLI11_PARSE(app, argc, argv);
   raise_fd_limit();
   try {
-    asyncio::run(serve(port, read_into), asyncio::RunOptions{.handle_sigint = false});
+    asyncio::SSLContext tls;
+    if (cert.empty() != key.empty()) throw std::invalid_argument("--tls-cert needs --tls-key");
+    if (!cert.empty()) {
+      tls = asyncio::SSLContext::server();
+      tls.load_cert_chain(cert, key);
+    }
+    asyncio::run(serve(port, read_into, tls), asyncio::RunOptions{.handle_sigint = false});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "concur_echo: %s\n", e.what());
     return 1;

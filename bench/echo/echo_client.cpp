@@ -15,10 +15,17 @@
 // waits for a line on stdin before going on. Exit codes: 0 done; 1 error (an echo that differs
 // from what was sent, a bad option, too few file descriptors); 4 out of time (not every
 // connection accepted within --connect-timeout, or requests unanswered 10 s after a phase).
+//
+// --tls speaks TLS (OpenSSL on the socket, non-blocking; the default TLS 1.3 suite of this
+// OpenSSL): every connection does its handshake before its first echo, so handshakes are part of
+// connecting and never of the measured window. The server's certificate is not verified: this
+// client talks only to 127.0.0.1, to a server echo_race started with a certificate it made.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -65,6 +72,7 @@ struct Options {
   int connect_batch = 64;
   double connect_timeout = 60;
   bool sync_stdin = false;
+  bool tls = false;
 };
 
 struct Fatal : std::runtime_error {
@@ -75,9 +83,11 @@ struct Fatal : std::runtime_error {
 struct Conn {
   int fd = -1;
   std::uint32_t index = 0;
-  bool connecting = false;  // connect() issued, not yet completed
-  bool busy = false;        // a message is in flight
-  bool want_out = false;    // EPOLLOUT is registered
+  bool connecting = false;   // connect() issued, not yet completed
+  bool handshaking = false;  // --tls: connected, TLS handshake not yet done
+  SSL* ssl = nullptr;        // --tls only
+  bool busy = false;         // a message is in flight
+  bool want_out = false;     // EPOLLOUT is registered
   std::uint32_t sent = 0;
   std::uint32_t received = 0;
   std::uint32_t offset = 0;
@@ -140,6 +150,7 @@ class Client {
   std::vector<Conn> conns_;
   int epoll_ = -1;
   sockaddr_in addr_{};
+  SSL_CTX* tls_ = nullptr;  // --tls only
 
   // Connecting.
   bool connect_phase_ = true;
@@ -161,6 +172,7 @@ class Client {
   void start_connects(Clock::time_point now);
   void open_connection(Conn& c);
   void finish_connect(Conn& c);
+  void continue_handshake(Conn& c);
   void retry_later(Conn& c);
   double load(Clock::time_point until);
   void quiet_point(const char* mark);
@@ -170,6 +182,8 @@ class Client {
   void begin_request(Conn& c, Clock::time_point now);
   void send_more(Conn& c);
   void on_readable(Conn& c);
+  bool on_bytes(Conn& c, std::uint32_t got);
+  void on_tls_readable(Conn& c);
   void complete(Conn& c);
   void lost(Conn& c, const std::string& why);
   void want_out(Conn& c, bool on);
@@ -191,17 +205,31 @@ Client::Client(const Options& opt)
   addr_.sin_port = htons(static_cast<std::uint16_t>(opt.port));
   addr_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   latencies_us_.reserve(1 << 20);
+  if (opt.tls) {
+    tls_ = SSL_CTX_new(TLS_client_method());
+    if (tls_ == nullptr) throw Fatal(1, "SSL_CTX_new failed");
+    SSL_CTX_set_verify(tls_, SSL_VERIFY_NONE, nullptr);  // see the header comment
+    // SSL_write may then send part of a message, and be called again with the rest from a
+    // pointer that moved on, exactly as send() is.
+    SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
 }
 
 Client::~Client() {
   for (Conn& c : conns_) close_conn(c);
   if (epoll_ >= 0) close(epoll_);
+  if (tls_ != nullptr) SSL_CTX_free(tls_);
 }
 
 void Client::close_conn(Conn& c) {
+  if (c.ssl != nullptr) {
+    if (!c.handshaking && c.fd >= 0) SSL_shutdown(c.ssl);  // close_notify, not waiting for one
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
   if (c.fd >= 0) close(c.fd);
   c.fd = -1;
-  c.connecting = c.busy = c.want_out = false;
+  c.connecting = c.handshaking = c.busy = c.want_out = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,7 +299,34 @@ void Client::finish_connect(Conn& c) {
     return;
   }
   c.connecting = false;
-  begin_request(c, Clock::now());
+  if (tls_ == nullptr) {
+    begin_request(c, Clock::now());
+    return;
+  }
+  c.ssl = SSL_new(tls_);
+  if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) throw Fatal(1, "SSL_new failed");
+  SSL_set_connect_state(c.ssl);
+  c.handshaking = true;
+  continue_handshake(c);
+}
+
+// --tls: the handshake, driven by the socket's readiness; the first request follows it.
+void Client::continue_handshake(Conn& c) {
+  ERR_clear_error();
+  const int r = SSL_do_handshake(c.ssl);
+  if (r == 1) {
+    c.handshaking = false;
+    begin_request(c, Clock::now());
+    return;
+  }
+  const int err = SSL_get_error(c.ssl, r);
+  if (err == SSL_ERROR_WANT_READ) {
+    want_out(c, false);
+  } else if (err == SSL_ERROR_WANT_WRITE) {
+    want_out(c, true);
+  } else {
+    retry_later(c);  // still connecting: it counts as in progress, as a refused connect does
+  }
 }
 
 // Refused, reset or timed out while the server's backlog is full: back off exponentially (1 ms
@@ -340,7 +395,17 @@ void Client::on_event(Conn& c, std::uint32_t events) {
     finish_connect(c);
     return;
   }
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
+  if (c.handshaking) {
+    continue_handshake(c);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    if (c.ssl != nullptr) {
+      on_tls_readable(c);
+    } else {
+      on_readable(c);
+    }
+  }
   if (c.fd >= 0 && c.busy && (events & EPOLLOUT)) send_more(c);
 }
 
@@ -355,8 +420,23 @@ void Client::begin_request(Conn& c, Clock::time_point now) {
 
 void Client::send_more(Conn& c) {
   while (c.sent < bytes_) {
-    const ssize_t n =
-        send(c.fd, pattern_.data() + c.offset + c.sent, bytes_ - c.sent, MSG_NOSIGNAL);
+    const char* data = pattern_.data() + c.offset + c.sent;
+    if (c.ssl != nullptr) {
+      ERR_clear_error();
+      const int n = SSL_write(c.ssl, data, static_cast<int>(bytes_ - c.sent));
+      if (n <= 0) {
+        const int err = SSL_get_error(c.ssl, n);
+        if (err == SSL_ERROR_WANT_WRITE) {
+          want_out(c, true);
+        } else if (err != SSL_ERROR_WANT_READ) {  // WANT_READ: EPOLLIN stays registered
+          lost(c, "SSL_write failed (TLS error " + std::to_string(err) + ")");
+        }
+        return;
+      }
+      c.sent += static_cast<std::uint32_t>(n);
+      continue;
+    }
+    const ssize_t n = send(c.fd, data, bytes_ - c.sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -394,7 +474,11 @@ void Client::on_readable(Conn& c) {
     lost(c, "the server closed the connection");
     return;
   }
-  const auto got = static_cast<std::uint32_t>(n);
+  on_bytes(c, static_cast<std::uint32_t>(n));
+}
+
+// `got` bytes of echo in scratch_: checked, counted; true when they completed the message.
+bool Client::on_bytes(Conn& c, std::uint32_t got) {
   if (!c.busy || c.received + got > c.sent) {
     throw Fatal(1, "connection " + std::to_string(c.index) +
                        ": the server sent bytes that were not sent to it");
@@ -405,7 +489,34 @@ void Client::on_readable(Conn& c) {
                        std::to_string(c.received) + "-" + std::to_string(c.received + got - 1));
   }
   c.received += got;
-  if (c.received == bytes_) complete(c);
+  if (c.received != bytes_) return false;
+  complete(c);
+  return true;
+}
+
+// --tls: OpenSSL may hold decrypted bytes that epoll cannot announce, so this reads until
+// OpenSSL needs more from the socket (session tickets of TLS 1.3 are consumed on the way).
+void Client::on_tls_readable(Conn& c) {
+  while (c.fd >= 0) {
+    const std::size_t want =
+        c.busy ? std::min<std::size_t>(bytes_ - c.received, scratch_.size()) : 1;
+    ERR_clear_error();
+    const int n = SSL_read(c.ssl, scratch_.data(), static_cast<int>(want));
+    if (n > 0) {
+      on_bytes(c, static_cast<std::uint32_t>(n));
+      continue;
+    }
+    const int err = SSL_get_error(c.ssl, n);
+    if (err == SSL_ERROR_WANT_READ) return;
+    if (err == SSL_ERROR_WANT_WRITE) {
+      want_out(c, true);
+      return;
+    }
+    lost(c, err == SSL_ERROR_ZERO_RETURN ? "the server closed the connection (close_notify)"
+            : err == SSL_ERROR_SYSCALL   ? "the server closed the connection"
+                                       : "SSL_read failed (TLS error " + std::to_string(err) + ")");
+    return;
+  }
 }
 
 void Client::complete(Conn& c) {
@@ -498,6 +609,7 @@ int main(int argc, char** argv) {
   app.add_option("--connect-batch", opt.connect_batch,
                  "connections not yet accepted at a time (below the server's listen backlog)");
   app.add_option("--connect-timeout", opt.connect_timeout, "seconds to get every connection in");
+  app.add_flag("--tls", opt.tls, "speak TLS (the server's certificate is not verified)");
   app.add_flag("--sync-stdin", opt.sync_stdin,
                "print MARK lines on stderr and wait for a line on stdin at the quiet points");
   CLI11_PARSE(app, argc, argv);

@@ -10,15 +10,22 @@
 // pinned to CPU 1 (taskset); repetitions interleave the servers round-robin, rotating the order
 // each time, and a server's ratio to the reference is the median of its per-repetition ratios.
 //
-//   echo_race [--quick] [--servers libuv,asio,...] [--server NAME=COMMAND]... [--reference NAME]
-//             [--python PATH] [--json FILE] [--repetitions N] [--seconds S] [--warmup S]
-//             [--scenarios 100x64,10000x64]
+//   echo_race [--quick] [--tls] [--servers libuv,asio,...] [--server NAME=COMMAND]...
+//             [--reference NAME] [--python PATH] [--json FILE] [--repetitions N] [--seconds S]
+//             [--warmup S] [--scenarios 100x64,10000x64]
 //
 // Built-in servers: concur (concur_echo: concur::asyncio streams, read()), concur-read-into (the
 // same with the zero-copy read_into), libuv, asio (the binaries next to this one), uvloop-protocol,
 // uvloop-streams, asyncio-protocol, asyncio-streams (bench/peers/python_echo.py under --python).
 // --server adds any program that takes "--port 0" and prints "PORT <n>" first, e.g.
 //   echo_race --server concur=build/release/bench/concur_echo
+//
+// --tls races the servers that speak TLS (concur, concur-read-into and the four Python ones; a
+// --server too, which then gets --tls-cert F --tls-key K) with the same handlers behind TLS, and
+// uvloop-protocol as the reference. echo_race makes a self-signed P-256 certificate for the race
+// with the openssl command; every server uses it, and this machine's one libssl picks the same
+// TLS 1.3 cipher for each (echo_client offers OpenSSL's default suites). Handshakes happen while
+// connecting, before the warm-up, so the window measures the echo through TLS records only.
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -47,6 +54,7 @@
 #include "machine.hpp"
 #include "python.hpp"
 #include "stats.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -106,7 +114,10 @@ struct Settings {
   std::vector<std::string> scenario_args;
   std::vector<std::string> server_args;
   std::vector<std::string> selection;
-  std::string reference = "libuv";
+  bool tls = false;
+  std::string tls_cert;  // --tls: the race's certificate and key, made by make_certificate()
+  std::string tls_key;
+  std::string reference;  // default: libuv, or uvloop-protocol with --tls
   std::string python = concur::support::kDefaultPython;
   std::string client;
   std::string json_path;
@@ -117,6 +128,7 @@ struct ServerSpec {
   std::string name;
   std::vector<std::string> argv;
   std::optional<std::string> skipped;  // why it is not run
+  bool speaks_tls = true;              // takes --tls-cert F --tls-key K
 };
 
 struct Measurement {
@@ -231,8 +243,8 @@ std::vector<ServerSpec> builtin_servers(const Settings& s) {
   std::vector<ServerSpec> servers{
       {"concur", {dir + "/concur_echo"}, std::nullopt},
       {"concur-read-into", {dir + "/concur_echo", "--read-into"}, std::nullopt},
-      {"libuv", {dir + "/libuv_echo"}, std::nullopt},
-      {"asio", {dir + "/asio_echo"}, std::nullopt}};
+      {"libuv", {dir + "/libuv_echo"}, std::nullopt, false},
+      {"asio", {dir + "/asio_echo"}, std::nullopt, false}};
   const concur::support::Python python(s.python);
   std::optional<std::string> why_not = python.unavailable();
   std::string script;
@@ -271,8 +283,12 @@ void add_custom_server(std::vector<ServerSpec>& servers, const std::string& arg)
 std::vector<ServerSpec> select_servers(const Settings& s) {
   std::vector<ServerSpec> all = builtin_servers(s);
   for (const std::string& arg : s.server_args) add_custom_server(all, arg);
-  if (s.selection.empty()) return all;
   std::vector<ServerSpec> chosen;
+  if (s.selection.empty()) {
+    for (const ServerSpec& spec : all) {
+      if (!s.tls || spec.speaks_tls) chosen.push_back(spec);
+    }
+  }
   for (const std::string& name : s.selection) {
     auto it = std::find_if(all.begin(), all.end(), [&](const auto& x) { return x.name == name; });
     if (it == all.end()) {
@@ -280,7 +296,15 @@ std::vector<ServerSpec> select_servers(const Settings& s) {
       for (const ServerSpec& x : all) known += " " + x.name;
       throw std::invalid_argument("unknown server '" + name + "' (known:" + known + ")");
     }
+    if (s.tls && !it->speaks_tls) {
+      throw std::invalid_argument("server '" + name + "' speaks no TLS: leave it out of --tls");
+    }
     chosen.push_back(*it);
+  }
+  if (s.tls) {
+    for (ServerSpec& spec : chosen) {
+      spec.argv.insert(spec.argv.end(), {"--tls-cert", s.tls_cert, "--tls-key", s.tls_key});
+    }
   }
   return chosen;
 }
@@ -331,23 +355,46 @@ std::optional<int> await_port(Child& server, std::string& why_not) {
   return std::nullopt;
 }
 
+// --tls: a self-signed certificate for localhost with a P-256 key (the cheapest handshake that
+// every peer accepts) in a fresh directory, which the caller removes.
+void make_certificate(Settings& s, const std::filesystem::path& dir) {
+  const auto openssl = find_program("openssl");
+  if (!openssl) {
+    throw std::invalid_argument(
+        "--tls makes its certificate with the openssl command, which is not installed "
+        "(scripts/setup installs it: apt-get install openssl)");
+  }
+  s.tls_cert = (dir / "cert.pem").string();
+  s.tls_key = (dir / "key.pem").string();
+  const auto result = concur::support::run_command(
+      {*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", s.tls_key, "-out", s.tls_cert, "-days", "2", "-subj", "/CN=localhost"},
+      30s);
+  if (result.exit_code != 0) {
+    throw std::runtime_error("openssl req could not make the race's certificate: " +
+                             short_reason(result.err));
+  }
+}
+
 std::vector<std::string> client_argv(const Settings& s, const Scenario& sc, int port) {
-  return {s.client,
-          "--host",
-          "127.0.0.1",
-          "--port",
-          std::to_string(port),
-          "--connections",
-          std::to_string(sc.connections),
-          "--message-bytes",
-          std::to_string(sc.message_bytes),
-          "--seconds",
-          fmt::format("{}", s.seconds),
-          "--warmup",
-          fmt::format("{}", s.warmup),
-          "--connect-timeout",
-          fmt::format("{}", s.connect_timeout),
-          "--sync-stdin"};
+  std::vector<std::string> argv{s.client,
+                                "--host",
+                                "127.0.0.1",
+                                "--port",
+                                std::to_string(port),
+                                "--connections",
+                                std::to_string(sc.connections),
+                                "--message-bytes",
+                                std::to_string(sc.message_bytes),
+                                "--seconds",
+                                fmt::format("{}", s.seconds),
+                                "--warmup",
+                                fmt::format("{}", s.warmup),
+                                "--connect-timeout",
+                                fmt::format("{}", s.connect_timeout),
+                                "--sync-stdin"};
+  if (s.tls) argv.push_back("--tls");
+  return argv;
 }
 
 // What the server did between the client's two quiet points.
@@ -606,8 +653,8 @@ json run_race(Settings& s) {
   std::vector<ServerSpec> servers = select_servers(s);
   const Pinning pin = detect_pinning();
   const std::string machine = concur::support::describe(concur::support::machine_info());
-  fmt::print("TCP echo race: server CPU time per request (lower is better), {} repetitions\n",
-             s.repetitions);
+  fmt::print("{} echo race: server CPU time per request (lower is better), {} repetitions\n",
+             s.tls ? "TLS" : "TCP", s.repetitions);
   fmt::print("machine: {}\n{}; warm-up {} s, window {} s; python: {}\n", machine, pin.description,
              s.warmup, s.seconds, s.python);
   if (std::none_of(servers.begin(), servers.end(),
@@ -615,9 +662,11 @@ json run_race(Settings& s) {
     fmt::print("reference '{}' is not in the race: no ratios\n", s.reference);
   }
   std::fflush(stdout);
-  json out{{"machine", machine},   {"pinning", pin.description}, {"reference", s.reference},
-           {"warmup_s", s.warmup}, {"window_s", s.seconds},      {"repetitions", s.repetitions},
-           {"python", s.python},   {"scenarios", json::array()}};
+  json out{{"machine", machine},        {"pinning", pin.description},
+           {"reference", s.reference},  {"warmup_s", s.warmup},
+           {"window_s", s.seconds},     {"repetitions", s.repetitions},
+           {"python", s.python},        {"tls", s.tls},
+           {"scenarios", json::array()}};
   for (const Scenario& sc : s.scenarios) {
     const Results results = race_scenario(sc, servers, s, pin);
     print_table(sc, servers, results, s);
@@ -646,11 +695,15 @@ void resolve(Settings& s) {
   if (s.seconds <= 0) s.seconds = s.quick ? 2 : 5;
   if (s.warmup < 0) s.warmup = s.quick ? 1 : 2;
   if (s.run_timeout <= 0) s.run_timeout = s.connect_timeout + s.warmup + s.seconds + 45;
+  if (s.reference.empty()) s.reference = s.tls ? "uvloop-protocol" : "libuv";
   if (s.client.empty()) s.client = executable_dir() + "/echo_client";
   if (!find_program(s.client)) {
     throw std::invalid_argument("no echo_client at " + s.client + " (build it, or pass --client)");
   }
-  if (s.scenario_args.empty()) {
+  if (s.scenario_args.empty() && s.tls) {
+    s.scenarios = s.quick ? std::vector<Scenario>{{100, 64}, {1000, 64}}
+                          : std::vector<Scenario>{{100, 64}, {1000, 64}, {100, 65536}};
+  } else if (s.scenario_args.empty()) {
     s.scenarios = s.quick ? std::vector<Scenario>{{100, 64}, {1000, 64}}
                           : std::vector<Scenario>{{100, 64}, {1000, 64}, {10000, 64}, {100, 65536}};
   }
@@ -659,12 +712,14 @@ void resolve(Settings& s) {
 
 void add_options(CLI::App& app, Settings& s) {
   app.add_flag("--quick", s.quick, "2 scenarios, 3 repetitions, 1 s warm-up, 2 s windows");
+  app.add_flag("--tls", s.tls, "race the servers that speak TLS, over TLS");
   app.add_option("--servers", s.selection, "which servers run, e.g. libuv,asio (default: all)")
       ->delimiter(',');
   app.add_option("--server", s.server_args,
                  "NAME=COMMAND: another server (COMMAND gets --port 0, prints PORT <n>)")
       ->allow_extra_args(false);
-  app.add_option("--reference", s.reference, "the server ratios are taken against");
+  app.add_option("--reference", s.reference,
+                 "the server ratios are taken against (libuv; uvloop-protocol with --tls)");
   app.add_option("--python", s.python, "the CPython for the asyncio and uvloop servers");
   app.add_option("--json", s.json_path, "also write the results as JSON");
   app.add_option("--repetitions", s.repetitions, "default 7 (3 with --quick)");
@@ -687,8 +742,22 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   install_interrupt_handlers();
   raise_fd_limit();
+  // --tls: the race's certificate, in a directory removed however the race ends.
+  struct TempDir {
+    std::filesystem::path path;
+    ~TempDir() {
+      std::error_code ec;
+      if (!path.empty()) std::filesystem::remove_all(path, ec);
+    }
+  } cert_dir;
   try {
     resolve(s);
+    if (s.tls) {
+      std::string pattern = (std::filesystem::temp_directory_path() / "echo_race.XXXXXX").string();
+      if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+      cert_dir.path = pattern;
+      make_certificate(s, cert_dir.path);
+    }
     const json out = run_race(s);
     if (!s.json_path.empty()) {
       std::ofstream(s.json_path) << out.dump(2) << '\n';

@@ -7,12 +7,15 @@ Protocol echo of asyncio's documentation (data_received -> transport.write); --a
 start_server with reader.read(65536), writer.write and await writer.drain(). Both are written as
 their documentation shows, with the default listen backlog (100; echo_client connects in batches
 below it). --impl picks the event loop: asyncio's default, or uvloop (exit code 3 and
-"SKIP uvloop not importable" on stderr when it cannot be imported).
+"SKIP uvloop not importable" on stderr when it cannot be imported). --tls-cert F --tls-key K
+serves TLS instead: ssl.create_default_context(Purpose.CLIENT_AUTH) with that certificate chain,
+passed as ssl= to create_server / start_server (echo_race --tls).
 """
 import argparse
 import asyncio
 import resource
 import signal
+import ssl
 import sys
 
 HOST = "127.0.0.1"
@@ -45,12 +48,12 @@ async def echo_stream(reader, writer):
         writer.close()
 
 
-async def serve(api, port):
+async def serve(api, port, tls):
     loop = asyncio.get_running_loop()
     if api == "protocol":
-        server = await loop.create_server(EchoProtocol, HOST, port)
+        server = await loop.create_server(EchoProtocol, HOST, port, ssl=tls)
     else:
-        server = await asyncio.start_server(echo_stream, HOST, port)
+        server = await asyncio.start_server(echo_stream, HOST, port, ssl=tls)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -83,13 +86,21 @@ def main():
     parser.add_argument("--impl", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--api", choices=["protocol", "streams"], default="protocol")
     parser.add_argument("--port", type=int, required=True, help="0: any free port")
+    parser.add_argument("--tls-cert", help="TLS: the server's certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="TLS: its private key (PEM)")
     args = parser.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert needs --tls-key")
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     factory = loop_factory(args.impl)
     raise_fd_limit()
     loop = factory()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(serve(args.api, args.port))
+        loop.run_until_complete(serve(args.api, args.port, tls))
     finally:
         # As asyncio.run does: cancel the handlers still reading (streams; each closes its
         # writer), let them finish, then close the loop.
