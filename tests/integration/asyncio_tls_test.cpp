@@ -596,6 +596,29 @@ TEST_F(TlsTest, OpensslClientWithConcurServer) {
 // ---------------------------------------------------------------------------------------------
 // Independent peers: CPython's ssl module through asyncio
 
+// A CPython script (`python3 -c script args...`) run to its end: what it printed, its status.
+Task<asyncio::CommunicateResult> run_python(const char* script, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-c", script});
+  SubprocessOptions po;
+  po.stdout_mode = Stdio::PIPE;
+  po.stderr_mode = Stdio::PIPE;
+  asyncio::Process client = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
+  co_return co_await client.communicate();
+}
+
+// A CPython server script started with the server's certificate and key: the port it printed
+// first, or 0 (a test failure) when it printed none.
+Task<std::uint16_t> start_python_server(asyncio::Process& server, const char* script,
+                                        const Pki& p) {
+  std::vector<std::string> args{"-c", script, p.server_cert, p.server_key};
+  SubprocessOptions po;
+  po.stdout_mode = Stdio::PIPE;
+  server = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
+  const std::string port_line = co_await server.stdout_pipe().readline();
+  EXPECT_FALSE(port_line.empty());
+  co_return port_line.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(port_line));
+}
+
 constexpr const char* kPythonClient = R"(
 import asyncio, ssl, sys
 async def main():
@@ -612,12 +635,8 @@ asyncio.run(main())
 
 Task<void> python_client_body(const Pki& p) {
   CountingServer srv = co_await counting_server(server_context(p, p.server_cert));
-  std::vector<std::string> args{"-c", kPythonClient, std::to_string(srv.server.port()), p.ca};
-  SubprocessOptions po;
-  po.stdout_mode = Stdio::PIPE;
-  po.stderr_mode = Stdio::PIPE;
-  asyncio::Process client = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
-  asyncio::CommunicateResult r = co_await client.communicate();
+  std::vector<std::string> args{std::to_string(srv.server.port()), p.ca};
+  asyncio::CommunicateResult r = co_await run_python(kPythonClient, args);
   EXPECT_EQ(r.returncode, 0) << r.err;
   EXPECT_EQ(r.out, "hello from python\n") << r.err;
   EXPECT_EQ(*srv.handled, 1);
@@ -650,14 +669,9 @@ asyncio.run(main())
 )";
 
 Task<void> python_server_body(const Pki& p) {
-  std::vector<std::string> args{"-c", kPythonServer, p.server_cert, p.server_key};
-  SubprocessOptions po;
-  po.stdout_mode = Stdio::PIPE;
-  asyncio::Process server = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
-  std::string port_line = co_await server.stdout_pipe().readline();
-  EXPECT_FALSE(port_line.empty());
-  if (port_line.empty()) co_return;
-  const auto port = static_cast<std::uint16_t>(std::stoi(port_line));
+  asyncio::Process server;
+  const std::uint16_t port = co_await start_python_server(server, kPythonServer, p);
+  if (port == 0) co_return;
   ConnectionOptions options = tls_to(trusting_client(p));
   StreamPair c = co_await asyncio::open_connection("127.0.0.1", port, options);
   c.writer.write("shout\n");
@@ -767,12 +781,8 @@ asyncio.run(main())
 
 Task<void> python_start_tls_client_body(const Pki& p) {
   Server server = co_await starttls_server(server_context(p, p.server_cert));
-  std::vector<std::string> args{"-c", kPythonStartTlsClient, std::to_string(server.port()), p.ca};
-  SubprocessOptions po;
-  po.stdout_mode = Stdio::PIPE;
-  po.stderr_mode = Stdio::PIPE;
-  asyncio::Process client = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
-  asyncio::CommunicateResult r = co_await client.communicate();
+  std::vector<std::string> args{std::to_string(server.port()), p.ca};
+  asyncio::CommunicateResult r = co_await run_python(kPythonStartTlsClient, args);
   EXPECT_EQ(r.returncode, 0) << r.err;
   EXPECT_EQ(r.out, "secret from python\n") << r.err;
   co_await shut(server);
@@ -807,15 +817,10 @@ asyncio.run(main())
 )";
 
 Task<void> python_start_tls_server_body(const Pki& p) {
-  std::vector<std::string> args{"-c", kPythonStartTlsServer, p.server_cert, p.server_key};
-  SubprocessOptions po;
-  po.stdout_mode = Stdio::PIPE;
-  asyncio::Process server = co_await asyncio::create_subprocess_exec("/usr/bin/python3", args, po);
-  std::string port_line = co_await server.stdout_pipe().readline();
-  EXPECT_FALSE(port_line.empty());
-  if (port_line.empty()) co_return;
-  StreamPair c = co_await asyncio::open_connection(
-      "127.0.0.1", static_cast<std::uint16_t>(std::stoi(port_line)));
+  asyncio::Process server;
+  const std::uint16_t port = co_await start_python_server(server, kPythonStartTlsServer, p);
+  if (port == 0) co_return;
+  StreamPair c = co_await asyncio::open_connection("127.0.0.1", port);
   c.writer.write("STARTTLS\n");
   EXPECT_EQ(co_await c.reader.readline(), "OK\n");
   StartTlsOptions o;
