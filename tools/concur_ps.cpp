@@ -1,7 +1,10 @@
-// concur-ps: what the event loops and thread pools of a running program are doing, from outside --
-// Python 3.14's `python -m asyncio ps PID` / `pstree PID` for programs that use concur.
+// concur-ps: what the event loops, pools and interpreter locks of a running program are doing,
+// from outside -- Python 3.14's `python -m asyncio ps PID` / `pstree PID` for programs that use
+// concur.
 //
-//   concur-ps PID           a table: each task's id, name, state or what it waits on, creation site
+//   concur-ps PID           a table: each task's id, name, state or what it waits on, age and
+//                           creation site; each thread pool's and process pool's workers and
+//                           queued tasks; each interpreter lock's holder and waiters
 //   concur-ps --tree PID    the await tree: each task under the task that waits for it
 //
 // It reads the program's memory as a debugger does and never stops or changes it (see
@@ -15,8 +18,9 @@
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "concur-ps: the event loops and tasks of a running program that uses concur's asyncio: "
-      "what each task waits on and who waits for it, read from outside without stopping it"};
+      "concur-ps: the event loops and tasks of a running program that uses concur: what each "
+      "task waits on and who waits for it, what its pools' workers run and how many tasks wait, "
+      "who holds its interpreter locks and who waits, read from outside without stopping it"};
   pid_t pid = 0;
   bool tree = false;
   app.add_option("pid", pid, "the process to look at")->required()->check(CLI::PositiveNumber);

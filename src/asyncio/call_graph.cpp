@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
@@ -24,6 +25,7 @@ TaskInfo info_of(const LoopCore* core, const TaskBase& t, std::int64_t now_ns) {
   info.created_file = t.created_at().file_name();
   info.created_line = t.created_at().line();
   info.created_function = t.created_at().function_name();
+  info.age_in_seconds = detail::age_in_seconds(t.created_ms(), now_ns);
   if (t.done()) {
     info.state = TaskInfo::State::done;
   } else if (core != nullptr && core->current_task() == &t) {
@@ -241,24 +243,28 @@ void print_call_graph(std::FILE* out) {
 
 std::string format_task_table(const std::vector<TaskInfo>& tasks) {
   struct Row {
-    std::string id, name, state, site;
+    std::string id, name, state, age, site;
   };
-  std::vector<Row> rows{{"id", "name", "state", "created at"}};
+  std::vector<Row> rows{{"id", "name", "state", "age", "created at"}};
   for (const TaskInfo& t : tasks) {
-    rows.push_back({std::to_string(t.id), t.name, t.state_text(),
+    char age[32];
+    std::snprintf(age, sizeof age, "%.1f s", t.age_in_seconds);
+    rows.push_back({std::to_string(t.id), t.name, t.state_text(), age,
                     t.creation_site() + " in " + readable_function(t.created_function)});
   }
-  std::size_t w_id = 0, w_name = 0, w_state = 0;
+  std::size_t w_id = 0, w_name = 0, w_state = 0, w_age = 0;
   for (const Row& r : rows) {
     w_id = std::max(w_id, r.id.size());
     w_name = std::max(w_name, r.name.size());
     w_state = std::max(w_state, r.state.size());
+    w_age = std::max(w_age, r.age.size());
   }
   std::string out;
   for (const Row& r : rows) {
     out += std::string(w_id - r.id.size(), ' ') + r.id + "  " + r.name +
            std::string(w_name - r.name.size() + 2, ' ') + r.state +
-           std::string(w_state - r.state.size() + 2, ' ') + r.site + "\n";
+           std::string(w_state - r.state.size() + 2, ' ') + std::string(w_age - r.age.size(), ' ') +
+           r.age + "  " + r.site + "\n";
   }
   return out;
 }

@@ -8,8 +8,8 @@
 #include <new>
 
 #include "concur/asyncio/task.hpp"
-#include "inspect/layout.hpp"
 #include "describe_exception.hpp"
+#include "inspect/layout.hpp"
 
 namespace concur::asyncio::detail {
 
@@ -358,6 +358,7 @@ void TaskBase::spawn(LoopCore& core, concur::base::source_location where, bool e
   core_ = &core;
   phase_ = kScheduled;
   created_at_ = where;
+  created_ms_ = core.turn_ms;
   id_ = ++core.next_task_id;
   add_ref();  // the running reference, released when the task finishes
   all_prev = nullptr;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
@@ -154,6 +155,9 @@ RemoteTask read_task(const Remote& r, const InspectAnchor& a, std::uintptr_t t,
     if (ok && file != 0) info.created_file = r.c_string(file, ok);
     if (ok && function != 0) info.created_function = r.c_string(function, ok);
   }
+  std::uint32_t created_ms = 0;
+  ok = ok && r.get(t + a.task_created_ms, created_ms);
+  info.age_in_seconds = detail::age_in_seconds(created_ms, now_ns);
   std::uint8_t phase = 0;
   ok = ok && r.get(t + a.task_phase, phase);
   const std::uintptr_t waiting = r.pointer(t + a.task_waiting, ok);
@@ -279,6 +283,88 @@ bool read_pool(const Remote& r, const InspectAnchor& a, std::uintptr_t pool,
   return ok;
 }
 
+// One reading of one process pool; false if it did not hold together.
+bool read_process_pool(const Remote& r, const InspectAnchor& a, std::uintptr_t pool,
+                       ProcessPoolReport& report) {
+  bool ok = true;
+  report = ProcessPoolReport{};
+  report.address = pool;
+  std::uint64_t max_workers = 0, queued = 0;
+  ok = ok && r.get(pool + a.ppool_max_workers, max_workers) && r.get(pool + a.ppool_queued, queued);
+  if (!ok || max_workers > (1u << 20)) return false;
+  report.max_workers = max_workers;
+  report.queued = queued;
+  std::uintptr_t link = r.pointer(pool + a.ppool_workers, ok);
+  for (std::size_t n = 0; ok && link != 0; ++n) {
+    if (n > 2 * max_workers + 64) return false;  // longer than a pool can be: read mid-change
+    const std::uintptr_t w = r.pointer(link + a.link_self, ok);
+    ProcessWorkerReport worker;
+    std::int32_t pid = 0;
+    std::uint64_t holding = 0;
+    ok = ok && r.get(w + a.pworker_pid, pid) && r.get(w + a.pworker_in_flight, holding) &&
+         r.get(w + a.pworker_sent, worker.sent);
+    worker.pid = pid;
+    worker.holding = holding;
+    // The name is copied under a sequence count: keep a copy read while the count was even and
+    // the same before and after (the pool's thread rewrites it at most once per task).
+    char name[256];
+    const std::size_t size = std::min<std::size_t>(a.pworker_running_size, sizeof name);
+    for (int attempt = 0; ok && size > 0 && attempt < 100; ++attempt) {
+      std::uint32_t before = 0, after = 0;
+      ok = r.get(w + a.pworker_seq, before) && r.read(w + a.pworker_running, name, size) &&
+           r.get(w + a.pworker_seq, after);
+      if (ok && before == after && before % 2 == 0) {
+        worker.running.assign(name, strnlen(name, size));
+        break;
+      }
+    }
+    report.workers.push_back(std::move(worker));
+    link = r.pointer(link + a.link_next, ok);
+  }
+  return ok;
+}
+
+// One reading of one interpreter lock; false if it did not hold together.
+bool read_lock(const Remote& r, const InspectAnchor& a, std::uintptr_t lock,
+               InterpreterLockReport& report) {
+  bool ok = true;
+  report = InterpreterLockReport{};
+  report.address = lock;
+  std::int32_t policy = 0;
+  bool steady = false;
+  ok = ok && r.get(lock + a.lock_policy, policy) && r.get(lock + a.lock_steady_clock, steady);
+  static const char* const kPolicies[] = {"cpython", "fifo", "io_priority"};
+  report.policy = policy >= 0 && policy < 3 ? kPolicies[policy] : "unknown";
+  const std::uintptr_t holder = r.pointer(lock + a.lock_holder, ok);
+  const std::int64_t now = detail::monotonic_ns();
+  std::uintptr_t link = r.pointer(lock + a.lock_threads, ok);
+  for (std::size_t n = 0; ok && link != 0; ++n) {
+    if (n > kMaxCounted) return false;
+    const std::uintptr_t t = r.pointer(link + a.link_self, ok);
+    bool exited = false, waiting = false;
+    std::int32_t tid = 0;
+    std::int64_t wait_start = 0;
+    ok = ok && r.get(t + a.gil_thread_exited, exited) && r.get(t + a.gil_thread_tid, tid) &&
+         r.get(t + a.gil_thread_waiting, waiting) && r.get(t + a.gil_thread_wait_start, wait_start);
+    if (ok && !exited) {
+      LockThreadReport thread;
+      thread.thread_id = tid;
+      thread.name = std_string(r, a, t + a.gil_thread_name, ok);
+      thread.holding = t == holder;
+      thread.waiting = waiting && !thread.holding;
+      if (thread.waiting && steady) {
+        thread.waited_seconds =
+            static_cast<double>(std::max<std::int64_t>(0, now - wait_start)) / 1e9;
+      }
+      report.threads.push_back(std::move(thread));
+    }
+    link = r.pointer(link + a.link_next, ok);
+  }
+  // Oldest first: the list is kept newest first.
+  std::reverse(report.threads.begin(), report.threads.end());
+  return ok;
+}
+
 }  // namespace
 
 ProcessReport inspect_process(pid_t pid) {
@@ -298,6 +384,8 @@ ProcessReport inspect_process(pid_t pid) {
     }
     report.loops.clear();
     report.thread_pools.clear();
+    report.process_pools.clear();
+    report.interpreter_locks.clear();
     bool whole = true;
     bool ok = true;
     std::size_t n = 0;
@@ -315,6 +403,22 @@ ProcessReport inspect_process(pid_t pid) {
       report.thread_pools.push_back(std::move(pool_report));
       link = remote.pointer(link + a.link_next, ok);
     }
+    n = 0;
+    for (std::uintptr_t link = a.process_pools; ok && link != 0 && n < kMaxLoops; ++n) {
+      ProcessPoolReport pool_report;
+      const std::uintptr_t pool = remote.pointer(link + a.link_self, ok);
+      whole = ok && read_process_pool(remote, a, pool, pool_report) && whole;
+      report.process_pools.push_back(std::move(pool_report));
+      link = remote.pointer(link + a.link_next, ok);
+    }
+    n = 0;
+    for (std::uintptr_t link = a.locks; ok && link != 0 && n < kMaxLoops; ++n) {
+      InterpreterLockReport lock_report;
+      const std::uintptr_t lock = remote.pointer(link + a.link_self, ok);
+      whole = ok && read_lock(remote, a, lock, lock_report) && whole;
+      report.interpreter_locks.push_back(std::move(lock_report));
+      link = remote.pointer(link + a.link_next, ok);
+    }
     whole = whole && ok;
     std::uint64_t generation = 0;
     if (whole && remote.get(at + offsetof(InspectAnchor, generation), generation) &&
@@ -324,6 +428,8 @@ ProcessReport inspect_process(pid_t pid) {
     const bool last = attempt + 1 == kAttempts;
     for (LoopReport& l : report.loops) l.torn = last;
     for (ThreadPoolReport& p : report.thread_pools) p.torn = last;
+    for (ProcessPoolReport& p : report.process_pools) p.torn = last;
+    for (InterpreterLockReport& l : report.interpreter_locks) l.torn = last;
   }
   for (LoopReport& l : report.loops)
     l.thread_state = thread_state(pid, l.thread_id, &l.holding_the_loop);
@@ -331,6 +437,18 @@ ProcessReport inspect_process(pid_t pid) {
     for (WorkerReport& w : p.workers) {
       bool busy = false;
       w.thread_state = thread_state(pid, w.thread_id, &busy);
+    }
+  }
+  for (ProcessPoolReport& p : report.process_pools) {
+    for (ProcessWorkerReport& w : p.workers) {
+      bool busy = false;
+      w.process_state = thread_state(w.pid, w.pid, &busy);
+    }
+  }
+  for (InterpreterLockReport& l : report.interpreter_locks) {
+    for (LockThreadReport& t : l.threads) {
+      bool busy = false;
+      t.thread_state = thread_state(pid, t.thread_id, &busy);
     }
   }
   return report;
@@ -347,7 +465,14 @@ std::string format_process_report(const ProcessReport& report, bool tree) {
   };
   std::string out = "process " + std::to_string(report.pid) + ": " +
                     plural(report.loops.size(), "event loop", "event loops") + ", " +
-                    plural(report.thread_pools.size(), "thread pool", "thread pools") + "\n";
+                    plural(report.thread_pools.size(), "thread pool", "thread pools");
+  if (!report.process_pools.empty()) {
+    out += ", " + plural(report.process_pools.size(), "process pool", "process pools");
+  }
+  if (!report.interpreter_locks.empty()) {
+    out += ", " + plural(report.interpreter_locks.size(), "interpreter lock", "interpreter locks");
+  }
+  out += "\n";
   for (const LoopReport& l : report.loops) {
     out += "\nloop " + hex(l.address) + " on thread " + std::to_string(l.thread_id) + ": " +
            l.thread_state;
@@ -371,6 +496,54 @@ std::string format_process_report(const ProcessReport& report, bool tree) {
              (w.in_task ? "running a task" : "no task") + " (" + w.thread_state + ")";
       if (w.queued != 0) out += ", " + std::to_string(w.queued) + " in its own queue";
       out += "\n";
+    }
+  }
+  for (const ProcessPoolReport& p : report.process_pools) {
+    const std::size_t running = static_cast<std::size_t>(
+        std::count_if(p.workers.begin(), p.workers.end(),
+                      [](const ProcessWorkerReport& w) { return w.holding != 0; }));
+    out += "\nprocess pool " + hex(p.address) + ": " + std::to_string(p.workers.size()) + " of " +
+           std::to_string(p.max_workers) + " worker processes, " + std::to_string(running) +
+           " running a task, " + std::to_string(p.queued) + " queued";
+    if (p.torn) out += " (its lists kept changing while read: this reading may be inconsistent)";
+    out += "\n";
+    for (const ProcessWorkerReport& w : p.workers) {
+      out += "  process " + std::to_string(w.pid) + ": ";
+      if (w.holding == 0) {
+        out += "no task";
+      } else {
+        out += "running " + (w.running.empty() ? std::string("a task") : w.running);
+        if (w.holding > 1) out += ", " + std::to_string(w.holding - 1) + " more sent to it";
+      }
+      out += " (" + w.process_state + "), " + plural(w.sent, "task", "tasks") + " sent so far\n";
+    }
+  }
+  for (const InterpreterLockReport& l : report.interpreter_locks) {
+    const auto holder = std::find_if(l.threads.begin(), l.threads.end(),
+                                     [](const LockThreadReport& t) { return t.holding; });
+    const std::size_t waiting = static_cast<std::size_t>(std::count_if(
+        l.threads.begin(), l.threads.end(), [](const LockThreadReport& t) { return t.waiting; }));
+    out += "\ninterpreter lock " + hex(l.address) + " (" + l.policy + "): " +
+           (holder != l.threads.end() ? "held by thread " + std::to_string(holder->thread_id)
+                                      : std::string("free")) +
+           ", " + std::to_string(waiting) + " waiting";
+    if (l.torn) out += " (its threads kept changing while read: this reading may be inconsistent)";
+    out += "\n";
+    for (const LockThreadReport& t : l.threads) {
+      out += "  thread " + std::to_string(t.thread_id) + " \"" + t.name + "\": ";
+      if (t.holding) {
+        out += "holds it";
+      } else if (t.waiting) {
+        out += "waiting for it";
+        if (t.waited_seconds >= 0) {
+          char text[48];
+          std::snprintf(text, sizeof text, " for %.3f s", t.waited_seconds);
+          out += text;
+        }
+      } else {
+        out += "not holding it";
+      }
+      out += " (" + t.thread_state + ")\n";
     }
   }
   return out;

@@ -195,6 +195,7 @@ EventLoop::EventLoop(LoopOptions options) : impl_(std::make_unique<Impl>()) {
            "asyncio::EventLoop: could not make libuv's loop (uv_loop_init; out of descriptors or "
            "memory?)");
   m.uv.data = &m;
+  m.core.turn_ms = static_cast<std::uint32_t>(uv_now(&m.uv));
   uv_timer_init(&m.uv, &m.timer);
   uv_unref(reinterpret_cast<uv_handle_t*>(&m.timer));
   if (const int rc = uv_async_init(&m.uv, &m.async, &on_async); rc < 0) {
@@ -299,6 +300,7 @@ void poll_once(EventLoop::Impl& m, bool may_block) {
     }
   }
   uv_run(&m.uv, mode);
+  core.turn_ms = static_cast<std::uint32_t>(uv_now(&m.uv));
   if (mode == UV_RUN_ONCE) m.timer_due_ns = -1;  // fired or superseded: re-arm next time
   if (core.next_deadline() >= 0) core.fire_due(detail::monotonic_ns());
 }

@@ -22,7 +22,9 @@
 #include "concur/gil.hpp"
 #include "describe_exception.hpp"
 #include "gil/histogram.hpp"
+#include "inspect/layout.hpp"
 #include "platform/process.hpp"
+#include "platform/remote_process.hpp"
 #include "platform/threads.hpp"
 
 namespace concur {
@@ -81,6 +83,10 @@ struct GilThread {
   std::int64_t wait_start = 0;
   std::int64_t hold_start = 0;
   base::CondVar cv;  // fifo: where this thread waits for its handoff
+  // For concur-ps, which reads them from another process; nothing here reads them.
+  int tid = 0;                                // the kernel's id of the thread
+  bool waiting = false;                       // between wants_lock and acquired (or giving up)
+  asyncio::detail::InspectLink inspect_link;  // in GilCore::inspect_threads_
 };
 
 class GilCore : public std::enable_shared_from_this<GilCore> {
@@ -137,9 +143,20 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   void record_span(const GilThread& t, GilSpan::Kind kind, std::int64_t start, std::int64_t end)
       CONCUR_REQUIRES(mu_);
   void notify_all_waiters() CONCUR_REQUIRES(mu_);
+  // A thread starts or stops waiting for the lock (the count, and the thread's own mark).
+  void begin_wait(GilThread& t) CONCUR_REQUIRES(mu_) {
+    ++waiters_;
+    t.waiting = true;
+    t.wait_start = now();
+  }
+  void end_wait(GilThread& t) CONCUR_REQUIRES(mu_) {
+    --waiters_;
+    t.waiting = false;
+  }
   template <class Done>
   void spin_until(Lock& lk, Done done) CONCUR_REQUIRES(mu_);  // unlocks and relocks mu_
 
+  friend struct GilInspection;
   const std::uint64_t id_ = g_next_core_id.fetch_add(1);
   const GilPolicy policy_;
   const bool free_threaded_;
@@ -175,7 +192,34 @@ class GilCore : public std::enable_shared_from_this<GilCore> {
   std::vector<std::pair<int, std::function<void(const GilEventInfo&)>>> hooks_
       CONCUR_GUARDED_BY(mu_);
   int next_hook_id_ CONCUR_GUARDED_BY(mu_) = 1;
+
+  // This lock in the process's list that concur-ps reads (src/inspect/layout.hpp), and the head
+  // of its list of threads (linked through GilThread::inspect_link, never unlinked: the threads
+  // live as long as the lock).
+  asyncio::detail::InspectLink inspect_link_;
+  asyncio::detail::InspectLink* inspect_threads_ = nullptr;
+  const bool steady_clock_;  // wait_start is comparable with CLOCK_MONOTONIC
 };
+
+// The offsets concur-ps follows from a lock to its threads.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+struct GilInspection {
+  static std::uint32_t at(std::size_t offset) { return static_cast<std::uint32_t>(offset); }
+  static void describe(asyncio::detail::InspectAnchor& a) {
+    static_assert(sizeof(GilPolicy) == sizeof(std::int32_t));
+    a.lock_policy = at(offsetof(GilCore, policy_));
+    a.lock_holder = at(offsetof(GilCore, holder_));
+    a.lock_threads = at(offsetof(GilCore, inspect_threads_));
+    a.lock_steady_clock = at(offsetof(GilCore, steady_clock_));
+    a.gil_thread_tid = at(offsetof(GilThread, tid));
+    a.gil_thread_name = at(offsetof(GilThread, stats) + offsetof(GilThreadStats, name));
+    a.gil_thread_waiting = at(offsetof(GilThread, waiting));
+    a.gil_thread_wait_start = at(offsetof(GilThread, wait_start));
+    a.gil_thread_exited = at(offsetof(GilThread, stats) + offsetof(GilThreadStats, exited));
+  }
+};
+#pragma GCC diagnostic pop
 
 // ---------------------------------------------------------------------------------------------
 // Threads that used a lock tell it when they exit; every live lock is re-initialised in a child
@@ -260,16 +304,22 @@ GilCore::GilCore(InterpreterLock& owner, const InterpreterLockOptions& options)
       clock_(options.clock ? options.clock : own_clock_.get()),
       interval_ns_(std::max<std::int64_t>(1, options.switch_interval.count())),
       breaker_(&owner.drop_request_),
-      spin_(options.policy == GilPolicy::io_priority && !clock_->manual() && cpus_allowed() >= 2) {
+      spin_(options.policy == GilPolicy::io_priority && !clock_->manual() && cpus_allowed() >= 2),
+      steady_clock_(own_clock_ != nullptr) {
   if (options.switch_interval.count() <= 0) {
     throw std::invalid_argument(
         "concur::InterpreterLock: switch_interval must be positive (CPython's default is 5 ms)");
   }
   if (clock_->manual()) static_cast<ManualGilClock*>(clock_)->subscribe(this);
   register_core(this);
+  inspect_link_.self = this;
+  asyncio::detail::register_object(asyncio::detail::InspectList::interpreter_locks, &inspect_link_,
+                                   &GilInspection::describe);
 }
 
 GilCore::~GilCore() {
+  asyncio::detail::unregister_object(asyncio::detail::InspectList::interpreter_locks,
+                                     &inspect_link_);
   unregister_core(this);
   if (clock_->manual()) static_cast<ManualGilClock*>(clock_)->unsubscribe(this);
 }
@@ -299,6 +349,9 @@ GilThread& GilCore::current(const Lock&) {
     fresh->id = id;
     fresh->stats.thread = fresh->number;
     fresh->stats.name = "thread " + std::to_string(fresh->number);
+    fresh->tid = platform::current_thread_id();
+    fresh->inspect_link.self = fresh.get();
+    asyncio::detail::link_part(&inspect_threads_, &fresh->inspect_link);
     t = fresh.get();
     threads_.push_back(std::move(fresh));
     by_id_[id] = t;
@@ -475,8 +528,7 @@ bool GilCore::take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> gi
     switch_cond_.notify_all();
     return true;
   }
-  ++waiters_;
-  t.wait_start = now();
+  begin_wait(t);
   emit(GilEvent::wants_lock, t, false);
   // io_priority: back from a voluntary release (I/O), ask at once instead of after an interval.
   if (policy_ == GilPolicy::io_priority && t.released_voluntarily) request_drop(t);
@@ -486,13 +538,13 @@ bool GilCore::take_locked(Lock& lk, GilThread& t, std::optional<std::int64_t> gi
     wait(lk, cond_, timer.deadline(give_up_at));
     if (!locked_) break;
     if (give_up_at && now() >= *give_up_at) {
-      --waiters_;
+      end_wait(t);
       switch_cond_.notify_all();  // a forced dropper may be waiting for us to take it
       return false;
     }
     timer.check(*this);
   }
-  --waiters_;
+  end_wait(t);
   grant(t, true);
   switch_cond_.notify_all();
   return true;
@@ -505,8 +557,7 @@ bool GilCore::take_fifo(Lock& lk, GilThread& t, std::optional<std::int64_t> give
   }
   t.granted = false;
   queue_.push_back(&t);
-  ++waiters_;
-  t.wait_start = now();
+  begin_wait(t);
   emit(GilEvent::wants_lock, t, false);
   IntervalTimer timer(*this, t);
   while (!t.granted) {
@@ -514,7 +565,7 @@ bool GilCore::take_fifo(Lock& lk, GilThread& t, std::optional<std::int64_t> give
     if (t.granted) break;
     if (give_up_at && now() >= *give_up_at) {
       queue_.erase(std::find(queue_.begin(), queue_.end(), &t));
-      --waiters_;
+      end_wait(t);
       return false;
     }
     timer.check(*this);
@@ -562,7 +613,7 @@ void GilCore::drop_locked(Lock& lk, GilThread& t, bool forced) {
     // Hand the lock straight to the oldest waiter: nobody can barge in, the dropper included.
     GilThread* next = queue_.front();
     queue_.pop_front();
-    --waiters_;
+    end_wait(*next);
     next->granted = true;
     grant(*next, true);
     next->cv.notify_one();
@@ -620,6 +671,7 @@ void GilCore::reinit_in_child() {
   const auto me = std::this_thread::get_id();
   for (auto& t : threads_) {
     if (t->id != me) t->stats.exited = true;
+    t->waiting = false;
     new (&t->cv) base::CondVar();
   }
   std::erase_if(by_id_, [&](const auto& entry) { return entry.first != me; });

@@ -8,6 +8,7 @@
 #include "concur/asyncio/detail/core.hpp"
 #include "concur/asyncio/task.hpp"
 #include "inspect/layout.hpp"
+#include "platform/process.hpp"
 #include "platform/remote_process.hpp"
 
 namespace concur::asyncio::detail {
@@ -40,6 +41,7 @@ struct InspectOffsets {
         .task_id = at(offsetof(TaskBase, id_)),
         .task_extras = at(offsetof(TaskBase, extras_)),
         .task_created_at = at(offsetof(TaskBase, created_at_)),
+        .task_created_ms = at(offsetof(TaskBase, created_ms_)),
         .task_phase = at(offsetof(TaskBase, phase_)),
         .task_waiting = at(offsetof(TaskBase, waiting_)),
         .task_done_head = at(offsetof(TaskBase, done_head_)),
@@ -73,6 +75,26 @@ struct InspectOffsets {
         .worker_in_task = 0,
         .worker_deque_top = 0,
         .worker_deque_bottom = 0,
+        .locks = 0,
+        .lock_policy = 0,
+        .lock_holder = 0,
+        .lock_threads = 0,
+        .lock_steady_clock = 0,
+        .gil_thread_tid = 0,
+        .gil_thread_name = 0,
+        .gil_thread_waiting = 0,
+        .gil_thread_wait_start = 0,
+        .gil_thread_exited = 0,
+        .process_pools = 0,
+        .ppool_max_workers = 0,
+        .ppool_queued = 0,
+        .ppool_workers = 0,
+        .pworker_pid = 0,
+        .pworker_in_flight = 0,
+        .pworker_sent = 0,
+        .pworker_seq = 0,
+        .pworker_running = 0,
+        .pworker_running_size = 0,
     };
   }
 };
@@ -83,9 +105,8 @@ constinit InspectAnchor g_inspect_anchor = InspectOffsets::anchor();
 
 namespace {
 
-std::mutex g_loops_mu;  // guards both lists
+std::mutex g_loops_mu;  // guards every list
 LoopCore* g_loops = nullptr;
-InspectLink* g_pools = nullptr;
 
 // The standard library's string and source_location keep their fields private. Their layouts are
 // stable per ABI (libstdc++'s have not changed since GCC 5 and 11), but rather than assume one,
@@ -123,8 +144,18 @@ void learn_layouts(InspectAnchor& a) {
   a.location_line = 2 * sizeof(std::uintptr_t);
 }
 
+// A child forked while another thread held g_loops_mu would wait for it forever at its first
+// registration: the child makes the mutex anew (its lists are only ever read from outside, so one
+// left mid-change harms nothing but that reading). Not taken before the fork: that would order it
+// against every other fork handler's locks (the interpreter lock's are taken before it).
+void remake_mutex_in_child() {
+  new (&g_loops_mu) std::mutex();
+}
+
 void learn_layouts_once() {
-  static const bool learned = (learn_layouts(g_inspect_anchor), true);
+  static const bool learned =
+      (learn_layouts(g_inspect_anchor),
+       platform::on_every_fork(nullptr, nullptr, remake_mutex_in_child), true);
   (void)learned;
 }
 
@@ -151,25 +182,67 @@ void unregister_loop(LoopCore* loop) noexcept {
   ++g_inspect_anchor.generation;
 }
 
-void register_pool(InspectLink* link, void (*describe)(InspectAnchor&)) noexcept {
+namespace {
+
+// The head of a list in the anchor, and the head it is mirrored to there.
+struct ObjectList {
+  InspectLink* head = nullptr;
+  std::uint64_t InspectAnchor::*published;
+  bool described = false;
+};
+
+ObjectList g_lists[] = {
+    {nullptr, &InspectAnchor::pools, false},
+    {nullptr, &InspectAnchor::locks, false},
+    {nullptr, &InspectAnchor::process_pools, false},
+};
+
+void push_front(InspectLink*& head, InspectLink* link) {
+  link->prev = nullptr;
+  link->next = head;
+  if (head != nullptr) head->prev = link;
+  head = link;
+}
+
+void erase(InspectLink*& head, InspectLink* link) {
+  (link->prev != nullptr ? link->prev->next : head) = link->next;
+  if (link->next != nullptr) link->next->prev = link->prev;
+  link->next = link->prev = nullptr;
+}
+
+}  // namespace
+
+void register_object(InspectList which, InspectLink* link,
+                     void (*describe)(InspectAnchor&)) noexcept {
   std::lock_guard<std::mutex> lock(g_loops_mu);
   learn_layouts_once();
-  static const bool described = (describe(g_inspect_anchor), true);
-  (void)described;
-  link->prev = nullptr;
-  link->next = g_pools;
-  if (g_pools != nullptr) g_pools->prev = link;
-  g_pools = link;
-  g_inspect_anchor.pools = reinterpret_cast<std::uint64_t>(g_pools);
+  ObjectList& list = g_lists[static_cast<int>(which)];
+  if (!list.described) {
+    describe(g_inspect_anchor);
+    list.described = true;
+  }
+  push_front(list.head, link);
+  g_inspect_anchor.*list.published = reinterpret_cast<std::uint64_t>(list.head);
   ++g_inspect_anchor.generation;
 }
 
-void unregister_pool(InspectLink* link) noexcept {
+void unregister_object(InspectList which, InspectLink* link) noexcept {
   std::lock_guard<std::mutex> lock(g_loops_mu);
-  (link->prev != nullptr ? link->prev->next : g_pools) = link->next;
-  if (link->next != nullptr) link->next->prev = link->prev;
-  link->next = link->prev = nullptr;
-  g_inspect_anchor.pools = reinterpret_cast<std::uint64_t>(g_pools);
+  ObjectList& list = g_lists[static_cast<int>(which)];
+  erase(list.head, link);
+  g_inspect_anchor.*list.published = reinterpret_cast<std::uint64_t>(list.head);
+  ++g_inspect_anchor.generation;
+}
+
+void link_part(InspectLink** head, InspectLink* link) noexcept {
+  std::lock_guard<std::mutex> lock(g_loops_mu);
+  push_front(*head, link);
+  ++g_inspect_anchor.generation;
+}
+
+void unlink_part(InspectLink** head, InspectLink* link) noexcept {
+  std::lock_guard<std::mutex> lock(g_loops_mu);
+  erase(*head, link);
   ++g_inspect_anchor.generation;
 }
 

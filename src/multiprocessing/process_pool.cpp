@@ -25,6 +25,7 @@
 #include "concur/base/mutex.hpp"
 #include "concur/errors.hpp"
 #include "concur/process_pool.hpp"
+#include "inspect/layout.hpp"
 #include "multiprocessing/launcher.hpp"
 #include "multiprocessing/pool_protocol.hpp"
 #include "multiprocessing/shared_ring.hpp"
@@ -117,7 +118,35 @@ class ProcessPoolCore {
     bool exited = false;
     std::string init_failure;
     std::optional<long> oom_kills_at_start;  // the cgroup's oom_kill count when it started
+
+    // For concur-ps, which reads these from another process; nothing here reads them. Its pid,
+    // how many tasks it holds (sent, not answered), and the function of the oldest of them (the
+    // one it runs), copied under a sequence count that is odd while the copy is written.
+    int pid = 0;
+    std::uint64_t holding = 0;
+    std::atomic<std::uint32_t> running_seq{0};
+    char running[64] = {};
+    const Pending* published_front = nullptr;
+    asyncio::detail::InspectLink inspect_link;
+    // After in_flight changed.
+    void publish() {
+      holding = in_flight.size();
+      const Pending* front = in_flight.empty() ? nullptr : in_flight.front().get();
+      if (front == published_front) return;
+      published_front = front;
+      const std::uint32_t seq = running_seq.load(std::memory_order_relaxed);
+      running_seq.store(seq + 1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
+      const std::string_view name = front != nullptr ? std::string_view(front->function) : "";
+      const std::size_t n = std::min(name.size(), sizeof running - 1);
+      std::memcpy(running, name.data(), n);
+      running[n] = '\0';
+      running_seq.store(seq + 2, std::memory_order_release);
+    }
   };
+  friend struct ProcessPoolInspection;
+  // After queue_ changed.
+  void publish_queue() CONCUR_REQUIRES(mu_) { queued_count_ = queue_.size(); }
 
   void run();
   void wake();
@@ -168,7 +197,34 @@ class ProcessPoolCore {
   unsigned worker_counter_ = 0;
   const bool spin_ = platform::usable_cpu_count() >= 2;  // see mpd::kAnswerSpin
   std::chrono::steady_clock::time_point last_event_{};
+
+  // This pool in the process's list that concur-ps reads (src/inspect/layout.hpp): how many
+  // tasks wait in queue_ (its size, published), and the head of the list of live workers.
+  std::uint64_t queued_count_ CONCUR_GUARDED_BY(mu_) = 0;
+  asyncio::detail::InspectLink inspect_link_;
+  asyncio::detail::InspectLink* inspect_workers_ = nullptr;
 };
+
+// The offsets concur-ps follows from a pool to its workers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+struct ProcessPoolInspection {
+  static std::uint32_t at(std::size_t offset) { return static_cast<std::uint32_t>(offset); }
+  static void describe(asyncio::detail::InspectAnchor& a) {
+    using Core = ProcessPoolCore;
+    using Worker = ProcessPoolCore::Worker;
+    a.ppool_max_workers = at(offsetof(Core, max_workers_));
+    a.ppool_queued = at(offsetof(Core, queued_count_));
+    a.ppool_workers = at(offsetof(Core, inspect_workers_));
+    a.pworker_pid = at(offsetof(Worker, pid));
+    a.pworker_in_flight = at(offsetof(Worker, holding));
+    a.pworker_sent = at(offsetof(Worker, sent));
+    a.pworker_seq = at(offsetof(Worker, running_seq));
+    a.pworker_running = at(offsetof(Worker, running));
+    a.pworker_running_size = at(sizeof(Worker::running));
+  }
+};
+#pragma GCC diagnostic pop
 
 ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
     : max_workers_(options.max_workers.value_or(default_workers())),
@@ -207,11 +263,16 @@ ProcessPoolCore::ProcessPoolCore(ProcessPoolOptions options)
     }
     for (std::size_t i = 0; i < max_workers_; ++i) start_worker();
   }
+  inspect_link_.self = this;
+  asyncio::detail::register_object(asyncio::detail::InspectList::process_pools, &inspect_link_,
+                                   &ProcessPoolInspection::describe);
   manager_ = std::thread([this] { run(); });
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
+  asyncio::detail::unregister_object(asyncio::detail::InspectList::process_pools, &inspect_link_);
   if (manager_.joinable()) manager_.join();
+  for (auto& w : workers_) asyncio::detail::unlink_part(&inspect_workers_, &w->inspect_link);
 }
 
 void ProcessPoolCore::wake() {
@@ -233,6 +294,7 @@ void ProcessPoolCore::schedule(std::unique_ptr<Pending> task) {
           "submit before shutdown() is called or the pool goes out of scope");
     }
     queue_.push_back(std::move(task));
+    publish_queue();
   }
   wake();
 }
@@ -243,6 +305,7 @@ void ProcessPoolCore::shutdown(bool wait, bool cancel_futures) {
     base::MutexLock lock(mu_);
     shutdown_ = true;
     if (cancel_futures) cancelled.swap(queue_);
+    publish_queue();
   }
   for (auto& t : cancelled) {
     t->state->cancel();
@@ -332,6 +395,9 @@ void ProcessPoolCore::start_worker() {
     base::MutexLock lock(mu_);
     pids_.push_back(w->launched.watch.pid());
   }
+  w->pid = w->launched.watch.pid();
+  w->inspect_link.self = w.get();
+  asyncio::detail::link_part(&inspect_workers_, &w->inspect_link);
   workers_.push_back(std::move(w));
 }
 
@@ -364,6 +430,7 @@ void ProcessPoolCore::dispatch() {
           task->state->release();  // cancelled while queued
         }
       }
+      publish_queue();
     }
     for (auto& task : batch) {
       if (!task->fds.empty()) flush(*w);  // a frame with descriptors starts a write of its own
@@ -380,6 +447,7 @@ void ProcessPoolCore::dispatch() {
       ++w->sent;
       w->in_flight.push_back(std::move(task));
     }
+    if (!batch.empty()) w->publish();
   }
   // Start another worker while there is work that the current ones cannot take yet.
   std::size_t live = 0;
@@ -465,6 +533,7 @@ void ProcessPoolCore::on_result(Worker& w, const mpd::Frame& frame) {
       mpd::resolve_shared(message.results, message.shared, w.results_ring.get());
   std::unique_ptr<Pending> task = std::move(w.in_flight.front());
   w.in_flight.pop_front();
+  w.publish();
   const double per_task = static_cast<double>(message.busy_ns) /
                           static_cast<double>(std::max<std::size_t>(1, task->inputs));
   avg_task_ns_ = avg_task_ns_ <= 0 ? per_task : 0.9 * avg_task_ns_ + 0.1 * per_task;
@@ -583,6 +652,7 @@ void ProcessPoolCore::on_exit(Worker& w) {
     base::MutexLock lock(mu_);
     std::erase(pids_, pid);
   }
+  asyncio::detail::unlink_part(&inspect_workers_, &w.inspect_link);
   std::erase_if(workers_, [&](const auto& p) { return p.get() == &w; });
 }
 
@@ -640,11 +710,13 @@ void ProcessPoolCore::break_pool(std::string why) {
     broken_ = true;
     broken_message_ = why;
     queued.swap(queue_);
+    publish_queue();
   }
   auto error = std::make_exception_ptr(BrokenProcessPool(why));
   fail_all(queued, error);
   for (auto& w : workers_) {
     fail_all(w->in_flight, error);
+    w->publish();
     w->launched.watch.signal(SIGKILL);  // as Python: a broken pool stops every worker
     w->exit_sent = true;
   }

@@ -100,11 +100,12 @@ Scheduler::Scheduler(SchedulerOptions options)
           2, std::min<std::size_t>(max_workers_, platform::usable_cpu_count()) / 2))),
       workers_(std::make_unique<std::unique_ptr<Worker>[]>(max_workers_)) {
   inspect_link_.self = this;
-  asyncio::detail::register_pool(&inspect_link_, &SchedulerInspection::describe);
+  asyncio::detail::register_object(asyncio::detail::InspectList::thread_pools, &inspect_link_,
+                                   &SchedulerInspection::describe);
 }
 
 Scheduler::~Scheduler() {
-  asyncio::detail::unregister_pool(&inspect_link_);
+  asyncio::detail::unregister_object(asyncio::detail::InspectList::thread_pools, &inspect_link_);
   const std::size_t n = num_workers_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < n; ++i) {
     if (workers_[i]->thread.joinable()) {

@@ -113,13 +113,25 @@ bool matches(const std::string& text, std::string_view pattern) {
   return false;
 }
 
-// The sleeper's time left differs between two readings (and with its width, the columns);
-// everything else must not: the number before " s left" is dropped and runs of spaces squeezed.
-std::string without_time_left(const std::string& line) {
-  std::string fixed = line;
-  if (const auto left = fixed.find(" s left"); left != std::string::npos) {
-    const auto comma = fixed.rfind(", ", left);
-    if (comma != std::string::npos) fixed.replace(comma + 2, left - comma - 2, "(time)");
+// Times differ between two readings (a sleep's time left, a task's age), and with their width the
+// columns; everything else must not: each number followed by " s" becomes "(time)", and runs of
+// spaces are squeezed.
+std::string without_times(const std::string& line) {
+  std::string fixed;
+  for (std::size_t i = 0; i < line.size();) {
+    std::size_t end = i;
+    while (end < line.size() && (std::isdigit(static_cast<unsigned char>(line[end])) != 0 ||
+                                 line[end] == '.' || line[end] == '-')) {
+      ++end;
+    }
+    const bool at_word_start = i == 0 || line[i - 1] == ' ' || line[i - 1] == ',';
+    if (end > i && at_word_start && line.compare(end, 2, " s") == 0 &&
+        (end + 2 == line.size() || line[end + 2] == ' ')) {
+      fixed += "(time)";
+      i = end;
+    } else {
+      fixed += line[i++];
+    }
   }
   std::string squeezed;
   for (char c : fixed) {
@@ -129,7 +141,8 @@ std::string without_time_left(const std::string& line) {
 }
 
 // concur-ps's report once the program is all the way stuck: its loop's thread in its read (it
-// prints "ready" just before) and both pool workers in their blocking task (just started).
+// prints "ready" just before), both pool workers in their blocking task (just started), and the
+// process pool's worker in its task (the worker process may still be starting at "ready").
 concur::support::CommandResult report_when_stuck(pid_t pid, const std::string& option = "") {
   std::vector<std::string> argv{kConcurPs};
   if (!option.empty()) argv.push_back(option);
@@ -139,7 +152,8 @@ concur::support::CommandResult report_when_stuck(pid_t pid, const std::string& o
     result = run_command(argv, 30s);
     const bool loop_stuck = contains(result.out, "blocked in read");
     const bool pool_stuck = count_of(result.out, "running a task (blocked in futex)") == 2;
-    if (result.exit_code != 0 || (loop_stuck && pool_stuck)) break;
+    const bool process_stuck = contains(result.out, ": running sleep_in_worker (blocked in ");
+    if (result.exit_code != 0 || (loop_stuck && pool_stuck && process_stuck)) break;
     std::this_thread::sleep_for(10ms);
   }
   return result;
@@ -151,8 +165,9 @@ TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
   const auto result = report_when_stuck(stuck.child.pid());
   EXPECT_EQ(result.exit_code, 0) << result.err;
   const std::string& out = result.out;
-  EXPECT_TRUE(contains(
-      out, "process " + std::to_string(stuck.child.pid()) + ": 1 event loop, 1 thread pool\n"))
+  EXPECT_TRUE(
+      contains(out, "process " + std::to_string(stuck.child.pid()) +
+                        ": 1 event loop, 1 thread pool, 1 process pool, 1 interpreter lock\n"))
       << out;
   // The pool: both workers in a task (blocked in a futex wait), three tasks queued behind them
   // (in the pool's queue or in a worker's deque, where a worker takes a batch).
@@ -166,19 +181,46 @@ TEST(ConcurPs, ReadsTheStuckProgramsTasksFromOutside) {
                        ": blocked in read (not polling: a callback or task is holding the "
                        "loop), 7 tasks\n"))
       << out;
-  // The table, row by row, is the program's own view of itself (but for the time left).
+  // The table, row by row, is the program's own view of itself (but for the times).
   const std::vector<std::string> lines = lines_of(out);
   ASSERT_EQ(stuck.own_table.size(), 8u);  // header and 7 tasks
   ASSERT_GE(lines.size(), 3 + stuck.own_table.size()) << out;
   for (std::size_t i = 0; i < stuck.own_table.size(); ++i) {
-    EXPECT_EQ(without_time_left(lines[3 + i]), without_time_left(stuck.own_table[i]));
+    EXPECT_EQ(without_times(lines[3 + i]), without_times(stuck.own_table[i]));
   }
-  EXPECT_TRUE(matches(out, "\n{ }1  main{ }running{ }stuck_program.cpp:")) << out;
+  EXPECT_TRUE(matches(out, "\nid  name{ }state{ }age  created at\n")) << out;
+  EXPECT_TRUE(matches(out, "\n{ }1  main{ }running{ }{num} s  stuck_program.cpp:")) << out;
   EXPECT_TRUE(matches(out, "holder{ }waiting on Queue.get 0x{hex} ")) << out;
   EXPECT_TRUE(matches(out, "blocked{ }waiting on Lock 0x{hex} ")) << out;
   EXPECT_TRUE(matches(out, "napper{ }waiting on sleep, {num} s left ")) << out;
   EXPECT_TRUE(matches(out, "gathering{ }waiting on gather of tasks 6, 7 ")) << out;
   EXPECT_TRUE(matches(out, "child-a{ }waiting on Event 0x")) << out;
+  EXPECT_EQ(stuck.finish(), 0);
+}
+
+// The process pool's worker and the interpreter lock's threads, as the program set them up: one
+// worker process running sleep_in_worker with two tasks queued behind it (a worker is sent one
+// task at a time until the pool knows how long tasks take), one thread holding the lock and two
+// waiting for it, oldest first, each for as long as the program has been stuck at least.
+TEST(ConcurPs, ListsProcessPoolWorkersAndInterpreterLockWaiters) {
+  Stuck stuck;
+  ASSERT_TRUE(stuck.ready) << stuck.child.stderr_tail();
+  const auto result = report_when_stuck(stuck.child.pid());
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  const std::string& out = result.out;
+  EXPECT_TRUE(matches(out,
+                      "\nprocess pool 0x{hex}: 1 of 1 worker processes, 1 running a task, "
+                      "2 queued\n  process {num}: running sleep_in_worker (blocked in "))
+      << out;
+  EXPECT_TRUE(contains(out, "), 1 task sent so far\n")) << out;
+  EXPECT_TRUE(matches(out,
+                      "\ninterpreter lock 0x{hex} (fifo): held by thread {num}, 2 waiting\n"
+                      "  thread {num} \"gil-holder\": holds it (blocked in futex)\n"
+                      "  thread {num} \"gil-waiter-1\": waiting for it for {num} s (blocked in "
+                      "futex)\n"
+                      "  thread {num} \"gil-waiter-2\": waiting for it for {num} s (blocked in "
+                      "futex)\n"))
+      << out;
   EXPECT_EQ(stuck.finish(), 0);
 }
 

@@ -2,21 +2,63 @@
 // lock and waits on an empty queue, "blocked" waits on that lock, "napper" sleeps for a minute,
 // "gathering" waits in gather for two children that wait on an event, and the main task then
 // blocks the loop's thread in a read of stdin, as a callback that blocks would. A thread pool
-// ("stuck-pool", 2 workers) has two tasks blocked and three queued. Before it blocks
+// ("stuck-pool", 2 workers) has two tasks blocked and three queued. A process pool of one worker
+// process runs sleep_in_worker (a minute) with two more queued. An InterpreterLock (fifo) is held
+// by thread "gil-holder", blocked, while "gil-waiter-1" and "gil-waiter-2" wait for it (in that
+// order). Before it blocks
 // it prints its own view of its tasks (snapshot_tasks(), the in-process table) between "table"
 // and "ready" lines; a line on stdin unblocks it, and it cancels everything and exits 0.
 #include <unistd.h>
 
 #include <chrono>
 #include <concur/asyncio.hpp>
+#include <concur/gil.hpp>
+#include <concur/multiprocessing/main_guard.hpp>
+#include <concur/process_pool.hpp>
 #include <concur/thread_pool.hpp>
 #include <cstdio>
 #include <future>
+#include <thread>
 #include <vector>
 
 namespace asyncio = concur::asyncio;
 using asyncio::Task;
 using namespace std::chrono_literals;
+
+int sleep_in_worker(int seconds) {
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  return seconds;
+}
+CONCUR_REGISTER(sleep_in_worker);
+
+// Threads on an interpreter lock: one holds it until `released`, then the others take it in turn
+// (each waits until the one before it waits, so that the order is known).
+struct LockScene {
+  concur::InterpreterLock gil{{.policy = concur::GilPolicy::fifo}};
+  std::promise<void> held;
+  std::vector<std::thread> threads;
+  explicit LockScene(std::shared_future<void> released) {
+    threads.emplace_back([this, released] {
+      gil.name_current_thread("gil-holder");
+      concur::GilGuard hold(gil);
+      held.set_value();
+      released.wait();
+    });
+    held.get_future().wait();
+    for (int i = 1; i <= 2; ++i) {
+      const std::size_t before = gil.stats().waiters;
+      threads.emplace_back([this, i] {
+        gil.name_current_thread("gil-waiter-" + std::to_string(i));
+        concur::GilGuard hold(gil);
+      });
+      while (gil.stats().waiters == before)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ~LockScene() {
+    for (std::thread& t : threads) t.join();
+  }
+};
 
 Task<void> hold_then_get(asyncio::Lock* lock, asyncio::Queue<int>* queue) {
   co_await lock->acquire();
@@ -53,6 +95,10 @@ Task<void> main_task() {
   concur::ThreadPoolExecutor pool(options);
   std::vector<concur::Future<void>> pool_tasks;
   for (int i = 0; i < 5; ++i) pool_tasks.push_back(pool.submit([released] { released.wait(); }));
+  concur::ProcessPoolExecutor processes({.max_workers = 1});
+  std::vector<concur::Future<int>> process_tasks;
+  for (int i = 0; i < 3; ++i) process_tasks.push_back(processes.submit(sleep_in_worker, 60));
+  LockScene lock_scene(released);
   asyncio::Lock lock;
   asyncio::Queue<int> queue;
   asyncio::Event never;
@@ -71,11 +117,19 @@ Task<void> main_task() {
   }
   release.set_value();
   for (concur::Future<void>& f : pool_tasks) f.result();
+  processes.kill_workers();  // the tasks fail or are cancelled: nobody waits a minute
+  for (concur::Future<int>& f : process_tasks) {
+    try {
+      f.result();
+    } catch (const std::exception&) {
+    }
+  }
   for (Task<void>& t : tasks) t.cancel();
   co_await asyncio::wait(std::move(tasks));
 }
 
-int main() {
+int main(int argc, char** argv) {
+  concur::multiprocessing::main_guard(argc, argv);
   asyncio::run(main_task());
   return 0;
 }

@@ -131,6 +131,39 @@ Task<int> await_it(Task<int> t) {
 
 // test_stack_task: a task awaited by a task awaited by a task: the graph of the leaf is the
 // chain up to the root, and the sleep shows its deadline.
+Task<void> wait_on(asyncio::Event* event) {
+  co_await event->wait();
+}
+
+// A task's age counts from the start of the loop turn that created it: never less than the time
+// since create_task() returned, as measured here on the same clock (less the milliseconds the
+// stamps are cut to), and a task created later is younger.
+TEST_F(CallGraphTest, ATasksAgeCountsFromTheLoopTurnThatCreatedIt) {
+  asyncio::Event never;
+  std::vector<TaskInfo> tasks;
+  double measured = 0;
+  auto body = [&]() -> Task<void> {
+    auto old = asyncio::create_task(wait_on(&never), "old");
+    const auto created = std::chrono::steady_clock::now();
+    co_await asyncio::sleep(50ms);
+    auto young = asyncio::create_task(wait_on(&never), "young");
+    co_await turns(1);
+    tasks = asyncio::snapshot_tasks();
+    measured = std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count();
+    old.cancel();
+    young.cancel();
+    co_await settle(old, young);
+  };
+  run(body());
+  const TaskInfo* old = find(tasks, "old");
+  const TaskInfo* young = find(tasks, "young");
+  ASSERT_TRUE(old && young);
+  EXPECT_GE(old->age_in_seconds, measured - 0.002);
+  EXPECT_LT(young->age_in_seconds, old->age_in_seconds);
+  EXPECT_GE(young->age_in_seconds, 0.0);
+  EXPECT_TRUE(contains(asyncio::format_task_table(tasks), " age  created at\n"));
+}
+
 TEST_F(CallGraphTest, TheGraphOfALeafIsTheChainOfItsAwaitersUpToTheRoot) {
   std::optional<CallGraph> g;
   std::string tree;

@@ -97,7 +97,7 @@ TEST_F(Inspect, ReadingThisProcessFromOutsideGivesWhatTheLoopSeesInside) {
   ASSERT_EQ(mine->tasks.size(), inside.size());
   ASSERT_EQ(inside.size(), 5u);
   for (std::size_t i = 0; i < inside.size(); ++i) expect_same(mine->tasks[i], inside[i]);
-  const std::string report = asyncio::format_process_report({getpid(), loops, {}}, false);
+  const std::string report = asyncio::format_process_report({getpid(), loops, {}, {}, {}}, false);
   EXPECT_NE(report.find("waiting on Queue.get 0x"), std::string::npos) << report;
 }
 

@@ -61,6 +61,9 @@ struct TaskInfo {
   std::uintptr_t object = 0;
   std::vector<std::uint32_t> awaiting_tasks;
   std::optional<double> deadline_in_seconds;
+  // How long ago it was created, to the start of the loop turn that created it (a task created
+  // late in a long callback looks older by as much; see LoopCore::turn_ms).
+  double age_in_seconds = 0;
 
   // "Task-3 (id 3)" or "worker (id 3)".
   std::string label() const;

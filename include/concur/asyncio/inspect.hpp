@@ -13,7 +13,11 @@
 // callback, which is when it is needed; and it costs the program nothing while nobody looks.
 //
 // Thread pools: each ThreadPoolExecutor's workers (running a task or not, and what the kernel says
-// its thread is doing) and how many tasks wait in its queues.
+// its thread is doing) and how many tasks wait in its queues. Process pools: each
+// ProcessPoolExecutor's worker processes (pid, the tasks sent to each and not yet answered, the
+// function of the one it runs, and what the kernel says the process is doing) and how many tasks
+// wait to be sent. Interpreter locks: each InterpreterLock's threads, which one holds it, which
+// wait for it and for how long.
 //
 // What you get per task is what snapshot_tasks() gives in process (call_graph.hpp): id, name,
 // creation site, state, what it waits on (with the deadline of a sleep or timed wait) and the
@@ -75,17 +79,58 @@ struct ThreadPoolReport {
   bool torn = false;
 };
 
+// A worker process of a ProcessPoolExecutor.
+struct ProcessWorkerReport {
+  int pid = 0;
+  std::size_t holding = 0;    // tasks sent to it and not yet answered (it runs them in order)
+  std::uint64_t sent = 0;     // tasks sent to it since it started
+  std::string running;        // the registered name of the function of the oldest it holds
+  std::string process_state;  // by the kernel's account, as LoopReport::thread_state
+};
+
+// A ProcessPoolExecutor.
+struct ProcessPoolReport {
+  std::uintptr_t address = 0;
+  std::size_t max_workers = 0;
+  std::vector<ProcessWorkerReport> workers;  // those alive
+  std::size_t queued = 0;                    // submitted, not yet sent to a worker
+  bool torn = false;
+};
+
+// A thread that has used an InterpreterLock (and not exited).
+struct LockThreadReport {
+  int thread_id = 0;
+  std::string name;  // InterpreterLock::name_current_thread(), or "thread <n>"
+  bool holding = false;
+  bool waiting = false;
+  // How long it has waited so far; negative when unknown (a lock on an injected clock).
+  double waited_seconds = -1;
+  std::string thread_state;  // by the kernel's account, as LoopReport::thread_state
+};
+
+// An InterpreterLock.
+struct InterpreterLockReport {
+  std::uintptr_t address = 0;  // of its internal state
+  std::string policy;          // "cpython", "fifo" or "io_priority"
+  std::vector<LockThreadReport> threads;
+  bool torn = false;
+};
+
 struct ProcessReport {
   pid_t pid = 0;
   std::vector<LoopReport> loops;
   std::vector<ThreadPoolReport> thread_pools;
+  std::vector<ProcessPoolReport> process_pools;
+  std::vector<InterpreterLockReport> interpreter_locks;
 };
 
-// The event loops and thread pools of process `pid` (see above). Empty lists when it has none.
+// The event loops, pools and interpreter locks of process `pid` (see above). Empty lists when it
+// has none.
 ProcessReport inspect_process(pid_t pid);
 
 // A text report: for each loop, a line on its thread, then the table (or the await tree); then
-// each thread pool: its workers, what each is doing, and how many tasks wait.
+// each thread pool and process pool: its workers, what each is doing, and how many tasks wait;
+// then each interpreter lock: who holds it, who waits and for how long.
 std::string format_process_report(const ProcessReport& report, bool tree);
 
 }  // namespace concur::asyncio

@@ -105,6 +105,9 @@ class TaskBase {
   // "task NAME (created at FILE:LINE)", for reports.
   std::string describe() const;
   const concur::base::source_location& created_at() const { return created_at_; }
+  // When it was created: the loop's clock at the start of the turn that created it
+  // (LoopCore::turn_ms; milliseconds, wrapping every 49 days).
+  std::uint32_t created_ms() const { return created_ms_; }
   // The message given to cancel(), if any.
   std::string cancel_message() const { return extras_ ? extras_->cancel_message : std::string(); }
 
@@ -185,6 +188,7 @@ class TaskBase {
   concur::base::source_location created_at_;
   std::uint32_t refs_ = 1;
   std::uint32_t id_ = 0;
+  std::uint32_t created_ms_ = 0;  // in padding: the task is no larger for it
   std::uint16_t cancel_requests_ = 0;
   Phase phase_ = kLazy;
   bool spawned_ = false;

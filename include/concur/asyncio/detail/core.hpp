@@ -150,6 +150,13 @@ inline std::int64_t monotonic_ns() {
       .count();
 }
 
+// Seconds since `created_ms` (TaskBase::created_ms(), on the same clock as monotonic_ns()), at
+// `now_ns`: the difference is taken in 32 bits, as the stamp wraps.
+inline double age_in_seconds(std::uint32_t created_ms, std::int64_t now_ns) {
+  const auto now_ms = static_cast<std::uint32_t>(now_ns / 1'000'000);
+  return static_cast<double>(static_cast<std::uint32_t>(now_ms - created_ms)) / 1e3;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Something with libuv handles that may outlive the tasks using it (a stream, a server, a socket
 // whose handle is kept outside): EventLoop::close() calls `close` on each one still attached, so
@@ -243,6 +250,12 @@ class LoopCore {
   std::size_t live_tasks = 0;
   bool eager_tasks = false;  // EventLoop::set_eager_tasks (Python's eager_task_factory)
   std::uint32_t next_task_id = 0;
+  // The loop's clock at the start of its current turn: libuv's uv_now(), the milliseconds of
+  // CLOCK_MONOTONIC (or of its coarse twin, which lags it by at most a tick), cut to 32 bits.
+  // A task's creation time is this, not a clock read of its own, which would cost as much as
+  // creating and awaiting the task does; the price is that a task created late in a long turn
+  // (a callback that blocks) looks older by as much.
+  std::uint32_t turn_ms = 0;
   // Reports an error nobody could catch (a callback threw, a task's exception was never
   // retrieved) through the loop's exception handler; to stderr when the loop has none.
   void report(const std::string& message, std::exception_ptr error = nullptr);
