@@ -107,7 +107,8 @@ void check_handshake_timeout(const char* who, std::chrono::milliseconds timeout)
 
 // One read buffer per thread: libuv hands it to read_cb, which copies the bytes out before
 // returning, and a loop runs on one thread, so one buffer serves every connection of the loop
-// (a TLS connection decrypts into it too, once its ciphertext is in OpenSSL's BIO). Allocated at
+// (a TLS connection's OpenSSL reads its ciphertext from it in place, and decrypts into a buffer of
+// its own: tls_stream.cpp). Allocated at
 // the thread's first read: a thread_local array would sit in every thread's static TLS block, 64
 // KiB zeroed at the start of each thread of any program that links concur (the lab's
 // thread-memory experiment saw it).

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -33,27 +35,88 @@ bool is_ip_address(const std::string& name) {
   return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
-// Sends what OpenSSL wrote to wbio through the plain stream's send path: at once what the socket
-// takes, the rest queued (behind the write in flight, if any).
+// The BIO between OpenSSL and the session (see tls_stream.hpp): reads take from `in_kept`, then
+// from `in`; writes append to `out`. It never blocks: with nothing to read it asks OpenSSL to
+// retry (SSL_ERROR_WANT_READ), as an empty memory BIO does.
+int bio_read(BIO* b, char* buf, int len) {
+  auto* t = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  const auto want = static_cast<std::size_t>(std::max(len, 0));
+  if (!t->in_kept.empty()) {
+    const std::size_t n = std::min(want, t->in_kept.size());
+    std::memcpy(buf, t->in_kept.data(), n);
+    t->in_kept.erase(0, n);
+    return static_cast<int>(n);
+  }
+  if (t->in.empty()) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  const std::size_t n = std::min(want, t->in.size());
+  std::memcpy(buf, t->in.data(), n);
+  t->in.remove_prefix(n);
+  return static_cast<int>(n);
+}
+
+int bio_write(BIO* b, const char* buf, int len) {
+  auto* t = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  t->out.append(buf, static_cast<std::size_t>(std::max(len, 0)));
+  return len;
+}
+
+long bio_ctrl(BIO* b, int cmd, long, void*) {
+  const auto* t = static_cast<const TlsSession*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;  // everything written is in `out` already
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(t->in_kept.size() + t->in.size());
+    default:
+      return 0;  // not supported, as a memory BIO answers what it does not know
+  }
+}
+
+BIO_METHOD* session_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "concur TLS session");
+    if (m != nullptr) {
+      BIO_meth_set_read(m, bio_read);
+      BIO_meth_set_write(m, bio_write);
+      BIO_meth_set_ctrl(m, bio_ctrl);
+    }
+    return m;
+  }();
+  return method;
+}
+
+// Sends what OpenSSL wrote through the plain stream's send path: at once what the socket takes,
+// the rest queued (behind the write in flight, if any). `out` keeps its capacity for the next
+// flight unless it is handed over whole.
 void flush_ciphertext(StreamState* s) {
   TlsSession& t = *s->tls;
-  const std::size_t n = BIO_ctrl_pending(t.wbio);
-  if (n == 0) return;
+  if (t.out.empty()) return;
   if (s->write_error || uv_is_closing(s->handle())) {
-    (void)BIO_reset(t.wbio);  // nobody will send it
+    t.out.clear();  // nobody will send it
     return;
   }
   if (s->write_in_flight) {
-    const std::size_t old = s->pending.size();
-    s->pending.resize(old + n);
-    BIO_read(t.wbio, s->pending.data() + old, static_cast<int>(n));
+    if (s->pending.empty()) {
+      s->pending.swap(t.out);
+    } else {
+      s->pending.append(t.out);
+    }
+    t.out.clear();
     return;
   }
-  std::string out(n, '\0');
-  BIO_read(t.wbio, out.data(), static_cast<int>(n));
-  const long sent = try_send(s, out);
-  if (sent < 0 || static_cast<std::size_t>(sent) == out.size()) return;
-  start_write(s, std::move(out), static_cast<std::size_t>(sent));
+  const long sent = try_send(s, t.out);
+  if (sent < 0 || static_cast<std::size_t>(sent) == t.out.size()) {
+    t.out.clear();
+    return;
+  }
+  std::string rest;
+  rest.swap(t.out);
+  start_write(s, std::move(rest), static_cast<std::size_t>(sent));
 }
 
 // The handshake's failure as the exception Python raises: SSLCertVerificationError naming the
@@ -109,13 +172,23 @@ bool advance_handshake(StreamState* s) {
   return false;
 }
 
+// Plaintext from SSL_read on its way to the reader: not read_buffer(), which holds the ciphertext
+// OpenSSL reads from (lent in place through `in`). One record's worth (SSL3_RT_MAX_PLAIN_LENGTH:
+// SSL_read returns one record at a time). Per thread, as read_buffer(), allocated at first use.
+constexpr std::size_t kPlainChunk = 16 * 1024;
+char* plaintext_buffer() {
+  thread_local std::unique_ptr<char[]> buffer;
+  if (!buffer) buffer.reset(new char[kPlainChunk]);
+  return buffer.get();
+}
+
 // Decrypts every whole record that has arrived into the reader's buffer (through the per-thread
-// read buffer, whose ciphertext is already in rbio), as plain bytes arrive.
+// plaintext buffer; the ciphertext is the session's `in`), as plain bytes arrive.
 void read_plaintext(StreamState* s) {
   TlsSession& t = *s->tls;
-  char* buf = read_buffer();
+  char* buf = plaintext_buffer();
   for (;;) {
-    const int k = SSL_read(t.ssl, buf, static_cast<int>(kReadChunk));
+    const int k = SSL_read(t.ssl, buf, static_cast<int>(kPlainChunk));
     if (k > 0) {
       // May resume the reader, which may write or close: go on only while the socket is open.
       bytes_arrived(s, buf, static_cast<std::size_t>(k));
@@ -167,15 +240,16 @@ void tls_start(StreamState* s, const char* who, const SSLContext& context, bool 
     throw ValueError(std::string(who) + "(): check_hostname requires server_hostname");
   }
   t->ssl = SSL_new(impl->ctx);
-  t->rbio = BIO_new(BIO_s_mem());
-  t->wbio = BIO_new(BIO_s_mem());
-  if (!t->ssl || !t->rbio || !t->wbio) {
-    BIO_free(t->rbio);
-    BIO_free(t->wbio);
+  BIO_METHOD* method = session_bio_method();
+  t->bio = method != nullptr ? BIO_new(method) : nullptr;
+  if (!t->ssl || !t->bio) {
+    BIO_free(t->bio);
     throw SSLError(std::string(who) +
                    "(): a TLS session cannot be made: " + take_ssl_error("out of memory"));
   }
-  SSL_set_bio(t->ssl, t->rbio, t->wbio);
+  BIO_set_data(t->bio, t.get());
+  BIO_set_init(t->bio, 1);
+  SSL_set_bio(t->ssl, t->bio, t->bio);  // one BIO both ways: the SSL takes its one reference
   if (server) {
     SSL_set_accept_state(t->ssl);
   } else {
@@ -252,15 +326,13 @@ std::optional<TlsInfo> tls_info(StreamState* s) {
 
 void tls_received(StreamState* s, const char* data, std::size_t size) {
   TlsSession& t = *s->tls;
-  // A memory BIO takes everything (it grows), or fails for want of memory.
-  if (BIO_write(t.rbio, data, static_cast<int>(size)) != static_cast<int>(size)) {
-    tls_failed(s, std::make_exception_ptr(SSLError("asyncio: TLS with " + t.peer + ": " +
-                                                   take_ssl_error("out of memory"))));
-    return;
+  t.in = std::string_view(data, size);  // lent: `data` is libuv's read buffer, reused after this
+  if ((t.handshake_done || advance_handshake(s)) && !uv_is_closing(s->handle())) {
+    read_plaintext(s);
   }
-  if (!t.handshake_done && !advance_handshake(s)) return;
-  if (uv_is_closing(s->handle())) return;
-  read_plaintext(s);
+  // OpenSSL takes all it is given unless the connection is closing; keep what it left, if any.
+  if (!t.in.empty() && !uv_is_closing(s->handle())) t.in_kept.append(t.in);
+  t.in = {};
 }
 
 void tls_eof(StreamState* s) {
