@@ -136,7 +136,17 @@ class ProcessPoolCore {
       published_front = front;
       const std::uint32_t seq = running_seq.load(std::memory_order_relaxed);
       running_seq.store(seq + 1, std::memory_order_relaxed);
+      // The odd count must be visible before any byte of the name: a seqlock's write barrier.
+      // GCC's ThreadSanitizer refuses fences (-Wtsan); it has nothing to check here anyway, as
+      // only another process reads these.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
       std::atomic_thread_fence(std::memory_order_release);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
       const std::string_view name = front != nullptr ? std::string_view(front->function) : "";
       const std::size_t n = std::min(name.size(), sizeof running - 1);
       std::memcpy(running, name.data(), n);
