@@ -42,6 +42,8 @@
 // reads no clock outside waiting, and checkpoint() is one relaxed load either way.
 // Event hooks (add_event_hook) see wants_lock / acquired / released / exited, with the number of
 // waiters, in the order they happen (as Ruby 3.2's GVL hooks).
+// From outside: `concur-ps PID` shows each lock's policy, its holder, and the threads waiting for
+// it with how long they have waited (concur/asyncio/inspect.hpp).
 //
 // Thread safety: every member may be called from any thread. acquire(), release(), checkpoint()
 // act for the calling thread.

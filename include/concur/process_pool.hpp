@@ -40,6 +40,8 @@
 // thread: keep them short and never wait in one for another future of the same pool.
 // Blocking: submit() and map() never wait for a worker; shutdown(true) waits for every task.
 // Errors: std::invalid_argument for an unregistered function or max_workers == 0.
+// From outside: `concur-ps PID` lists the pool's worker processes, the function each runs and how
+// many tasks wait (concur/asyncio/inspect.hpp).
 //
 // Example:
 //   int square(int x) { return x * x; }

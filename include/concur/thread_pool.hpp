@@ -18,6 +18,8 @@
 //   | shut down| throws concur::RuntimeError | no-op (wait=true still joins)| joins workers    |
 //   | broken   | throws BrokenThreadPool | -> shut down                    | joins workers    |
 // Queued tasks still run after shutdown() unless cancel_futures=true cancels them.
+// From outside: `concur-ps PID` lists the pool's workers, whether each runs a task, and how many
+// tasks wait (concur/asyncio/inspect.hpp).
 //
 // Thread safety: every member may be called from any thread, including from inside tasks, except
 // that shutdown(wait=true) from inside a task of the same pool throws (it would wait for itself).
