@@ -141,8 +141,10 @@ std::string without_times(const std::string& line) {
 }
 
 // concur-ps's report once the program is all the way stuck: its loop's thread in its read (it
-// prints "ready" just before), both pool workers in their blocking task (just started), and the
-// process pool's worker in its task (the worker process may still be starting at "ready").
+// prints "ready" just before), both pool workers in their blocking task (just started), the
+// process pool's worker in its task (the worker process may still be starting at "ready"), and
+// the interpreter lock's three threads parked (a waiter counts as waiting a moment before it
+// parks, and "ready" follows the count).
 concur::support::CommandResult report_when_stuck(pid_t pid, const std::string& option = "") {
   std::vector<std::string> argv{kConcurPs};
   if (!option.empty()) argv.push_back(option);
@@ -153,7 +155,9 @@ concur::support::CommandResult report_when_stuck(pid_t pid, const std::string& o
     const bool loop_stuck = contains(result.out, "blocked in read");
     const bool pool_stuck = count_of(result.out, "running a task (blocked in futex)") == 2;
     const bool process_stuck = contains(result.out, ": running sleep_in_worker (blocked in ");
-    if (result.exit_code != 0 || (loop_stuck && pool_stuck && process_stuck)) break;
+    const bool lock_stuck = contains(result.out, "\"gil-holder\": holds it (blocked in futex)\n") &&
+                            count_of(result.out, " s (blocked in futex)\n") == 2;
+    if (result.exit_code != 0 || (loop_stuck && pool_stuck && process_stuck && lock_stuck)) break;
     std::this_thread::sleep_for(10ms);
   }
   return result;
