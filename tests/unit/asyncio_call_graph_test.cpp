@@ -148,8 +148,9 @@ TEST_F(CallGraphTest, ATasksAgeCountsFromTheLoopTurnThatCreatedIt) {
     co_await asyncio::sleep(50ms);
     auto young = asyncio::create_task(wait_on(&never), "young");
     co_await turns(1);
-    tasks = asyncio::snapshot_tasks();
+    // Measured before the snapshot, so that the snapshot's own reading of the clock is later.
     measured = std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count();
+    tasks = asyncio::snapshot_tasks();
     old.cancel();
     young.cancel();
     co_await settle(old, young);
