@@ -156,7 +156,9 @@ class ProcessPoolCore {
   };
   friend struct ProcessPoolInspection;
   // After queue_ changed.
-  void publish_queue() CONCUR_REQUIRES(mu_) { queued_count_ = queue_.size(); }
+  void publish_queue() CONCUR_REQUIRES(mu_) {
+    queued_count_ = queue_.size();
+  }
 
   void run();
   void wake();
