@@ -365,6 +365,25 @@ bool read_lock(const Remote& r, const InspectAnchor& a, std::uintptr_t lock,
   return ok;
 }
 
+// One reading of every object of one of the anchor's lists of InspectLinks (thread pools,
+// process pools, interpreter locks), each read by `read_one`; false if one did not hold together.
+// `ok` turns false when the list itself cannot be followed.
+template <class Report>
+bool read_objects(const Remote& r, const InspectAnchor& a, std::uint64_t head,
+                  bool (*read_one)(const Remote&, const InspectAnchor&, std::uintptr_t, Report&),
+                  std::vector<Report>& out, bool& ok) {
+  bool whole = true;
+  std::size_t n = 0;
+  for (std::uintptr_t link = head; ok && link != 0 && n < kMaxLoops; ++n) {
+    Report report;
+    const std::uintptr_t object = r.pointer(link + a.link_self, ok);
+    whole = ok && read_one(r, a, object, report) && whole;
+    out.push_back(std::move(report));
+    link = r.pointer(link + a.link_next, ok);
+  }
+  return whole;
+}
+
 }  // namespace
 
 ProcessReport inspect_process(pid_t pid) {
@@ -395,30 +414,10 @@ ProcessReport inspect_process(pid_t pid) {
       report.loops.push_back(std::move(loop_report));
       loop = remote.pointer(loop + a.loop_next, ok);
     }
-    n = 0;
-    for (std::uintptr_t link = a.pools; ok && link != 0 && n < kMaxLoops; ++n) {
-      ThreadPoolReport pool_report;
-      const std::uintptr_t pool = remote.pointer(link + a.link_self, ok);
-      whole = ok && read_pool(remote, a, pool, pool_report) && whole;
-      report.thread_pools.push_back(std::move(pool_report));
-      link = remote.pointer(link + a.link_next, ok);
-    }
-    n = 0;
-    for (std::uintptr_t link = a.process_pools; ok && link != 0 && n < kMaxLoops; ++n) {
-      ProcessPoolReport pool_report;
-      const std::uintptr_t pool = remote.pointer(link + a.link_self, ok);
-      whole = ok && read_process_pool(remote, a, pool, pool_report) && whole;
-      report.process_pools.push_back(std::move(pool_report));
-      link = remote.pointer(link + a.link_next, ok);
-    }
-    n = 0;
-    for (std::uintptr_t link = a.locks; ok && link != 0 && n < kMaxLoops; ++n) {
-      InterpreterLockReport lock_report;
-      const std::uintptr_t lock = remote.pointer(link + a.link_self, ok);
-      whole = ok && read_lock(remote, a, lock, lock_report) && whole;
-      report.interpreter_locks.push_back(std::move(lock_report));
-      link = remote.pointer(link + a.link_next, ok);
-    }
+    whole = read_objects(remote, a, a.pools, read_pool, report.thread_pools, ok) && whole;
+    whole = read_objects(remote, a, a.process_pools, read_process_pool, report.process_pools, ok) &&
+            whole;
+    whole = read_objects(remote, a, a.locks, read_lock, report.interpreter_locks, ok) && whole;
     whole = whole && ok;
     std::uint64_t generation = 0;
     if (whole && remote.get(at + offsetof(InspectAnchor, generation), generation) &&
