@@ -12,7 +12,7 @@
 //
 //   echo_race [--quick] [--tls] [--servers libuv,asio,...] [--server NAME=COMMAND]...
 //             [--reference NAME] [--python PATH] [--json FILE] [--repetitions N] [--seconds S]
-//             [--warmup S] [--scenarios 100x64,10000x64]
+//             [--warmup S] [--scenarios 100x64,10000x64] [--chart-dir DIR]
 //
 // Built-in servers: concur (concur_echo: concur::asyncio streams, read()), concur-read-into (the
 // same with the zero-copy read_into), libuv, asio (the binaries next to this one), uvloop-protocol,
@@ -26,6 +26,23 @@
 // with the openssl command; every server uses it, and this machine's one libssl picks the same
 // TLS 1.3 cipher for each (echo_client offers OpenSSL's default suites). Handshakes happen while
 // connecting, before the warm-up, so the window measures the echo through TLS records only.
+//
+// How each cost grows with the load (issue 22): the sweep
+//   echo_race --scenarios 100x64,1000x64,10000x64,50000x64 --chart-dir DIR
+// should take under 10 minutes with --repetitions 3 --seconds 2 --warmup 1 and the four servers
+// concur, libuv and uvloop's two. --chart-dir DIR draws, after the race, echo-cpu-per-request.svg
+// (server CPU per request over the connection count) and echo-memory-per-connection.svg (bytes per
+// connection, both axes logarithmic) into DIR (tls-echo-... with --tls), one line per server, from
+// the scenarios with the most common message size; a server that failed or was skipped at a load
+// leaves a gap there.
+//
+// Many connections: each of the race's processes needs a file descriptor per connection, so
+// echo_race raises its soft and hard RLIMIT_NOFILE (children inherit both) to what the largest
+// scenario needs; raising the hard limit needs root (CAP_SYS_RESOURCE), up to fs.nr_open. A
+// scenario that needs more than the hard limit allows is not run, and its table says why and
+// how to fix it (ulimit -Hn); the others run, and echo_race then exits with code 1. echo_client
+// spreads connections over several loopback source addresses, as the ephemeral port range of one
+// holds fewer than 50,000 (echo_client.cpp).
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -39,6 +56,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -50,6 +68,7 @@
 #include <vector>
 
 #include "child_process.hpp"
+#include "common/chart.hpp"
 #include "common/format.hpp"
 #include "machine.hpp"
 #include "python.hpp"
@@ -72,6 +91,9 @@ constexpr int kSkipExitCode = 3;     // a server that cannot run here (python_ec
 constexpr int kClientOutOfTime = 4;  // echo_client: could not connect, or requests unanswered
 constexpr auto kStartTimeout = 30s;
 constexpr auto kStopGrace = 2s;
+// Descriptors a process of the race needs besides one per connection (its own files, the
+// Python interpreter's, libuv's).
+constexpr long kSpareDescriptors = 64;
 
 struct Interrupted {};
 
@@ -121,6 +143,7 @@ struct Settings {
   std::string python = concur::support::kDefaultPython;
   std::string client;
   std::string json_path;
+  std::string chart_dir;
   std::vector<Scenario> scenarios;
 };
 
@@ -157,6 +180,13 @@ struct Cell {
 };
 
 using Results = std::map<std::string, Cell>;  // by server name
+
+// One scenario of the race: its results, or why it was not run.
+struct ScenarioResults {
+  Scenario scenario;
+  Results results;
+  std::optional<std::string> not_run;
+};
 
 // ---------------------------------------------------------------------------------------------
 // What the operating system tells about a process.
@@ -195,12 +225,32 @@ std::string executable_dir() {
   return ec ? "." : self.parent_path().string();
 }
 
-// Children inherit the soft limit; Python servers do not raise it themselves.
-void raise_fd_limit() {
+// Soft and hard limit up to what `connections` need, for the children to inherit; as before,
+// the soft limit is at least the hard limit found. Returns the hard limit obtained: without
+// CAP_SYS_RESOURCE the hard limit cannot be raised, and scenarios above it are not run.
+rlim_t raise_fd_limit(long connections) {
   rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  rlimit want = lim;
+  const auto needed = static_cast<rlim_t>(connections + kSpareDescriptors);
+  if (want.rlim_max != RLIM_INFINITY) want.rlim_max = std::max(want.rlim_max, needed);
+  want.rlim_cur = want.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &want) == 0) return want.rlim_max;
   lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
+  return lim.rlim_max;
+}
+
+// Why `sc` cannot run under the hard limit `hard`, if it cannot.
+std::optional<std::string> descriptor_shortage(const Scenario& sc, rlim_t hard) {
+  const long needed = sc.connections + kSpareDescriptors;
+  if (hard == RLIM_INFINITY || static_cast<long>(hard) >= needed) return std::nullopt;
+  return fmt::format(
+      "{} connections need {} file descriptors in the server and in the client, but the hard "
+      "limit (ulimit -Hn) is {} and echo_race may not raise it (that needs CAP_SYS_RESOURCE): "
+      "raise it before echo_race, with 'ulimit -Hn {}' as root (in a container: docker run "
+      "--ulimit nofile={}), or with nofile in /etc/security/limits.conf",
+      sc.connections, needed, hard, needed, needed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,10 +699,113 @@ Results race_scenario(const Scenario& sc, std::vector<ServerSpec>& servers, cons
   return results;
 }
 
-json run_race(Settings& s) {
+// ---------------------------------------------------------------------------------------------
+// Charts: how each cost grows with the connection count.
+
+// The message size most scenarios share (the first of those tied): the charts hold it fixed.
+int charted_message_bytes(const std::vector<ScenarioResults>& all) {
+  std::map<int, int> count;
+  for (const ScenarioResults& r : all) ++count[r.scenario.message_bytes];
+  int best = all.front().scenario.message_bytes;
+  for (const ScenarioResults& r : all) {
+    if (count[r.scenario.message_bytes] > count[best]) best = r.scenario.message_bytes;
+  }
+  return best;
+}
+
+// One series per server that has a point anywhere: the median at each connection count, NaN (a
+// gap) where it failed, was skipped or the scenario was not run.
+std::vector<concur::bench::ChartSeries> chart_series(const std::vector<ScenarioResults>& all,
+                                                     const std::vector<ServerSpec>& servers,
+                                                     int message_bytes,
+                                                     double Measurement::*field) {
+  std::vector<const ScenarioResults*> charted;
+  for (const ScenarioResults& r : all) {
+    if (r.scenario.message_bytes == message_bytes) charted.push_back(&r);
+  }
+  std::stable_sort(charted.begin(), charted.end(), [](const auto* a, const auto* b) {
+    return a->scenario.connections < b->scenario.connections;
+  });
+  std::vector<concur::bench::ChartSeries> series;
+  for (const ServerSpec& spec : servers) {
+    concur::bench::ChartSeries line{spec.name, {}};
+    bool any = false;
+    for (const ScenarioResults* r : charted) {
+      double y = NAN;
+      const auto it = r->results.find(spec.name);
+      if (it != r->results.end()) {
+        const std::vector<double> values = values_of(it->second, field);
+        if (!values.empty()) y = median_of(values);
+      }
+      any = any || std::isfinite(y);
+      line.points.emplace_back(r->scenario.connections, y);
+    }
+    if (any) series.push_back(std::move(line));
+  }
+  return series;
+}
+
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[16];
+  return std::strftime(text, sizeof text, "%Y-%m-%d", &local) > 0 ? text : "";
+}
+
+void write_charts(const Settings& s, const std::vector<ServerSpec>& servers,
+                  const std::vector<ScenarioResults>& all,
+                  const concur::support::MachineInfo& machine) {
+  if (all.empty()) return;
+  const int bytes = charted_message_bytes(all);
+  const std::string protocol = s.tls ? "TLS" : "TCP";
+  const std::string caption =
+      fmt::format("{} cores ({}), {}; {}; {}-byte messages; median of {} repetition{}",
+                  machine.cores, machine.cpu_model, machine.kernel, today(), bytes, s.repetitions,
+                  s.repetitions == 1 ? "" : "s");
+  concur::bench::ChartAxis connections;
+  connections.label = "connections";
+  connections.log = true;
+  std::filesystem::create_directories(s.chart_dir);
+  const std::string prefix = s.tls ? "tls-echo-" : "echo-";
+
+  // Filled member by member: GCC 12 sees an uninitialized string in the aggregate form.
+  concur::bench::LineChart cpu;
+  cpu.title = protocol + " echo: server CPU time per request (lower is better)";
+  cpu.x = connections;
+  cpu.y.label = "server CPU per request (µs)";
+  cpu.series = chart_series(all, servers, bytes, &Measurement::cpu_us_per_request);
+  cpu.caption = caption;
+  const std::string cpu_path =
+      (std::filesystem::path(s.chart_dir) / (prefix + "cpu-per-request.svg")).string();
+  concur::bench::write_svg(cpu, cpu_path);
+
+  concur::bench::LineChart memory;
+  memory.title = protocol + " echo: server memory per open connection";
+  memory.x = connections;
+  memory.y.label = "server RSS growth per connection (bytes)";
+  memory.y.log = true;
+  memory.series = chart_series(all, servers, bytes, &Measurement::memory_per_connection);
+  memory.caption = caption;
+  const std::string memory_path =
+      (std::filesystem::path(s.chart_dir) / (prefix + "memory-per-connection.svg")).string();
+  concur::bench::write_svg(memory, memory_path);
+  fmt::print("\nwrote {} and {}\n", cpu_path, memory_path);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void print_not_run(const ScenarioResults& r) {
+  fmt::print("\n{} connections, {}-byte messages: not run: {}\n", r.scenario.connections,
+             r.scenario.message_bytes, *r.not_run);
+  std::fflush(stdout);
+}
+
+json run_race(Settings& s, rlim_t fd_hard_limit) {
   std::vector<ServerSpec> servers = select_servers(s);
   const Pinning pin = detect_pinning();
-  const std::string machine = concur::support::describe(concur::support::machine_info());
+  const concur::support::MachineInfo machine_info = concur::support::machine_info();
+  const std::string machine = concur::support::describe(machine_info);
   fmt::print("{} echo race: server CPU time per request (lower is better), {} repetitions\n",
              s.tls ? "TLS" : "TCP", s.repetitions);
   fmt::print("machine: {}\n{}; warm-up {} s, window {} s; python: {}\n", machine, pin.description,
@@ -667,11 +820,23 @@ json run_race(Settings& s) {
            {"window_s", s.seconds},     {"repetitions", s.repetitions},
            {"python", s.python},        {"tls", s.tls},
            {"scenarios", json::array()}};
+  std::vector<ScenarioResults> all;
   for (const Scenario& sc : s.scenarios) {
-    const Results results = race_scenario(sc, servers, s, pin);
-    print_table(sc, servers, results, s);
-    out["scenarios"].push_back(scenario_json(sc, servers, results, s));
+    ScenarioResults& r = all.emplace_back(ScenarioResults{sc, {}, std::nullopt});
+    r.not_run = descriptor_shortage(sc, fd_hard_limit);
+    if (r.not_run) {
+      fmt::print(stderr, "  {:<10} not run: {}\n", sc.label(), *r.not_run);
+      print_not_run(r);
+      out["scenarios"].push_back(json{{"connections", sc.connections},
+                                      {"message_bytes", sc.message_bytes},
+                                      {"not_run", *r.not_run}});
+      continue;
+    }
+    r.results = race_scenario(sc, servers, s, pin);
+    print_table(sc, servers, r.results, s);
+    out["scenarios"].push_back(scenario_json(sc, servers, r.results, s));
   }
+  if (!s.chart_dir.empty()) write_charts(s, servers, all, machine_info);
   return out;
 }
 
@@ -730,6 +895,9 @@ void add_options(CLI::App& app, Settings& s) {
   app.add_option("--connect-timeout", s.connect_timeout, "seconds to get every connection in");
   app.add_option("--run-timeout", s.run_timeout,
                  "seconds a run may take before it is marked 'did not finish'");
+  app.add_option("--chart-dir", s.chart_dir,
+                 "after the race, write echo-cpu-per-request.svg and "
+                 "echo-memory-per-connection.svg (over the connection count) here");
   app.add_option("--client", s.client, "the echo_client binary (default: next to echo_race)");
 }
 
@@ -741,7 +909,6 @@ int main(int argc, char** argv) {
   add_options(app, s);
   CLI11_PARSE(app, argc, argv);
   install_interrupt_handlers();
-  raise_fd_limit();
   // --tls: the race's certificate, in a directory removed however the race ends.
   struct TempDir {
     std::filesystem::path path;
@@ -752,16 +919,28 @@ int main(int argc, char** argv) {
   } cert_dir;
   try {
     resolve(s);
+    int most = 0;
+    for (const Scenario& sc : s.scenarios) most = std::max(most, sc.connections);
+    const rlim_t fd_hard_limit = raise_fd_limit(most);
     if (s.tls) {
       std::string pattern = (std::filesystem::temp_directory_path() / "echo_race.XXXXXX").string();
       if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
       cert_dir.path = pattern;
       make_certificate(s, cert_dir.path);
     }
-    const json out = run_race(s);
+    const json out = run_race(s, fd_hard_limit);
     if (!s.json_path.empty()) {
       std::ofstream(s.json_path) << out.dump(2) << '\n';
       fmt::print("\nwrote {}\n", s.json_path);
+    }
+    // A sweep with a load missing is incomplete: a script must not take it for a full one.
+    const auto& done = out["scenarios"];
+    const auto missing = std::count_if(done.begin(), done.end(),
+                                       [](const json& sc) { return sc.contains("not_run"); });
+    if (missing > 0) {
+      fmt::print(stderr, "echo_race: {} scenario(s) not run for want of file descriptors\n",
+                 missing);
+      return 1;
     }
     return 0;
   } catch (const Interrupted&) {
