@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -224,12 +225,22 @@ TEST(InterpreterLock, IoPriorityEndsTheConvoyEffect) {
     cpu.join();
     return trips;
   };
-  const long cpython = io_round_trips(GilPolicy::cpython);
-  const long io_priority = io_round_trips(GilPolicy::io_priority);
   // Quiet, the ratio is in the tens; with other programs taking the two CPUs (a build, ctest -j)
   // 6-8x was seen, as the I/O thread then waits for a CPU, not for the lock. 4x still means the
-  // convoy is gone: under it the I/O thread gets about one round trip per switch interval.
-  EXPECT_GE(io_priority, 4 * cpython) << "cpython " << cpython << ", io_priority " << io_priority;
+  // convoy is gone: under it the I/O thread gets about one round trip per switch interval. Up to
+  // three tries, because a burst of load from tests beside this one (ctest -j4 with the soak test
+  // on two cores) once took the I/O thread's CPU for most of a 300 ms window: a lock with the
+  // convoy fails every try, a busy machine does not take every window.
+  std::string tries;
+  bool ended = false;
+  for (int attempt = 0; attempt < 3 && !ended; ++attempt) {
+    const long cpython = io_round_trips(GilPolicy::cpython);
+    const long io_priority = io_round_trips(GilPolicy::io_priority);
+    tries += " cpython " + std::to_string(cpython) + ", io_priority " +
+             std::to_string(io_priority) + ";";
+    ended = io_priority >= 4 * cpython;
+  }
+  EXPECT_TRUE(ended) << "no try ended the convoy:" << tries;
 }
 
 TEST(InterpreterLock, HooksSeeEveryTransitionInOrder) {
