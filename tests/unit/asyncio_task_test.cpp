@@ -4,6 +4,8 @@
 // coroutines, handles, frame counts).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "asyncio_task_helpers.hpp"
 
 namespace {
@@ -523,6 +525,36 @@ TEST_F(TaskTest, ManyTasksLeaveNoFrameBehind) {
   };
   run(main_task());
   EXPECT_EQ(asyncio::detail::live_frames(), before);
+}
+
+// The frame allocator across threads: frames made on one thread and freed on another, threads
+// that end with blocks on their lists. The counts stay right, and what the ended threads left is
+// used again: a later burst maps no chunk and takes nothing from the heap.
+TEST_F(TaskTest, FramesFreedOnOtherThreadsOrLeftByEndedThreadsAreCountedAndReused) {
+  auto burst = [](int n) -> Task<void> {
+    std::vector<Task<int>> tasks;
+    for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task(value_after(0ns, i)));
+    co_await asyncio::gather(std::move(tasks));
+  };
+  const auto before = asyncio::detail::frame_stats();
+  std::vector<Task<int>> made;
+  std::thread maker([&] {
+    for (int i = 0; i < 1000; ++i) made.push_back(value_after(0ns, i));  // never started
+    asyncio::run(burst(5000));
+  });
+  maker.join();
+  EXPECT_EQ(asyncio::detail::frame_stats().live_frames, before.live_frames + 1000);
+  EXPECT_GT(asyncio::detail::frame_stats().chunk_bytes, 0);
+  std::thread freer([&] { made.clear(); });
+  freer.join();
+  const auto mid = asyncio::detail::frame_stats();
+  EXPECT_EQ(mid.live_frames, before.live_frames);
+  EXPECT_EQ(mid.live_bytes, before.live_bytes);
+  asyncio::run(burst(5000));
+  const auto after = asyncio::detail::frame_stats();
+  EXPECT_EQ(after.live_frames, before.live_frames);
+  EXPECT_EQ(after.chunk_bytes, mid.chunk_bytes);
+  EXPECT_EQ(after.heap_bytes, mid.heap_bytes);
 }
 
 }  // namespace

@@ -34,7 +34,10 @@ struct InspectOffsets;
 // ---------------------------------------------------------------------------------------------
 // Coroutine frames come from per-thread free lists of 32-byte size classes (up to 1 KiB); a task
 // that finishes gives its frame to the next one created, so create-and-gather costs no malloc in
-// the steady state. Larger frames use operator new.
+// the steady state. Larger frames use operator new. New blocks are carved from 2 MiB chunks mapped
+// for frames (a pointer bump, not a malloc call, per new frame); up to 64 MiB of chunks stay
+// mapped for the life of the process, and past that blocks come from operator new (core.cpp says
+// what is kept and why).
 void* allocate_frame(std::size_t size);
 void deallocate_frame(void* p, std::size_t size) noexcept;
 // Coroutine frames allocated and not yet freed, process-wide (for leak tests).
@@ -43,6 +46,7 @@ struct FrameStats {
   std::int64_t live_frames;  // frames allocated and not freed
   std::int64_t live_bytes;   // their size-class bytes
   std::int64_t heap_bytes;   // bytes the allocator holds from the heap (live + cached)
+  std::int64_t chunk_bytes;  // bytes of chunks mapped for frames (not in the heap's figures)
 };
 FrameStats frame_stats() noexcept;
 
