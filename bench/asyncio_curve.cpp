@@ -258,7 +258,8 @@ int main(int argc, char** argv) try {
     }
   }
 
-  const std::string machine = concur::support::describe(concur::support::machine_info());
+  const concur::support::MachineInfo info = concur::support::machine_info();
+  const std::string machine = concur::support::describe(info);
   const std::string date = today();
   fmt::print("asyncio create + gather, medians of {} repetitions, interleaved; {}\nmachine: {}\n\n",
              repetitions, date, machine);
@@ -303,8 +304,9 @@ int main(int argc, char** argv) try {
         cs.points.emplace_back(sizes[k], median(s.rate[k]));
       chart.series.push_back(std::move(cs));
     }
-    chart.caption =
-        fmt::format("{}; {}; medians of {} repetitions, interleaved", machine, date, repetitions);
+    // Short enough for one line under the chart: the full description is in the table and JSON.
+    chart.caption = fmt::format("{} cores ({}), {}; {}; medians of {} repetitions", info.cores,
+                                info.cpu_model, info.kernel, date, repetitions);
     concur::bench::write_svg(chart, chart_dir + "/asyncio-create-gather.svg");
   }
   return 0;

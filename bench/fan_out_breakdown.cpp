@@ -27,6 +27,7 @@
 // for both pools alike.
 //
 //   fan_out_breakdown [--fan-outs N] [--tasks N]
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 #include <sys/resource.h>
@@ -132,14 +133,26 @@ struct Run {
   std::vector<Breakdown> fan_outs;
 };
 
+// What one fan-out recorded; analysed only after the last one, so that back-to-back fan-outs
+// follow each other as closely as in thread_pool_bench (analysing takes longer than the pool's
+// 200 µs spin, and would let the workers park between them).
+struct Sample {
+  Marks marks;
+  std::vector<Stamp> stamps;
+  int submitter_lane = -1;
+};
+
 template <class FanOut>
 Run measure(int fan_outs, bool after_idle, FanOut&& fan_out) {
-  Run run;
+  std::vector<Sample> samples;
+  samples.reserve(static_cast<std::size_t>(fan_outs) + 3);
   for (int r = 0; r < fan_outs + 3; ++r) {  // three unmeasured, to warm up
     if (after_idle) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    Breakdown b = fan_out();
-    if (r >= 3) run.fan_outs.push_back(std::move(b));
+    samples.push_back(fan_out());
   }
+  Run run;
+  for (std::size_t i = 3; i < samples.size(); ++i)
+    run.fan_outs.push_back(analyse(samples[i].marks, samples[i].stamps, samples[i].submitter_lane));
   return run;
 }
 
@@ -216,9 +229,11 @@ int main(int argc, char** argv) {
     for (auto& f : futures) sum += f.result();
     m.read = Clock::now();
     asm volatile("" : : "r"(sum));
-    return analyse(m, stamps, my_lane());
+    return Sample{m, stamps, my_lane()};
   };
 
+  // oneTBB starts at most (cores - 1) workers unless told otherwise, as thread_pool_bench does.
+  tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism, kWorkers + 1);
   tbb::task_arena arena{kWorkers + 1, 1};
   auto tbb_fan_out = [&] {
     Marks m;
@@ -238,7 +253,7 @@ int main(int argc, char** argv) {
     for (auto r : results) sum += r;
     m.read = Clock::now();
     asm volatile("" : : "r"(sum));
-    return analyse(m, stamps, waiting_lane);
+    return Sample{m, stamps, waiting_lane};
   };
 
   // Alternate the pools in rounds so a noisy stretch of the VM lands on both.
