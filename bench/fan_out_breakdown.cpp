@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/busy_work.hpp"
 #include "machine.hpp"
 #include "stats.hpp"
 
@@ -54,23 +55,14 @@ using concur::support::median_of;
 
 constexpr int kWorkers = 2;
 
-// ~1 µs of arithmetic with calibrated iterations (as thread_pool_bench's work()).
-std::uint64_t work(std::uint64_t seed, std::uint64_t iterations) {
-  std::uint64_t x = seed | 1;
-  for (std::uint64_t i = 0; i < iterations; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-  }
-  return x;
-}
+using concur::bench::busy_work;  // ~1 µs of arithmetic with the calibrated iterations
 
 double serial_ms(int tasks, std::uint64_t iterations) {
   std::vector<double> runs;
   for (int r = 0; r < 21; ++r) {
     auto t0 = Clock::now();
     std::uint64_t sink = 0;
-    for (int i = 0; i < tasks; ++i) sink += work(static_cast<std::uint64_t>(i), iterations);
+    for (int i = 0; i < tasks; ++i) sink += busy_work(static_cast<std::uint64_t>(i), iterations);
     asm volatile("" : : "r"(sink));
     runs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
@@ -209,7 +201,7 @@ int main(int argc, char** argv) {
   auto task = [&stamps, iterations](int i) {
     Stamp& s = stamps[static_cast<std::size_t>(i)];
     s.start = Clock::now();
-    std::uint64_t r = work(static_cast<std::uint64_t>(i), iterations);
+    std::uint64_t r = busy_work(static_cast<std::uint64_t>(i), iterations);
     s.end = Clock::now();
     s.lane = my_lane();
     return r;

@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "common/busy_work.hpp"
 #include "common/options.hpp"
 #include "common/race.hpp"
 #include "python.hpp"
@@ -81,16 +82,7 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// ~1 us of arithmetic with the calibrated `iterations`.
-std::uint64_t work(std::uint64_t seed, std::uint64_t iterations) {
-  std::uint64_t x = seed | 1;
-  for (std::uint64_t i = 0; i < iterations; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-  }
-  return x;
-}
+using concur::bench::busy_work;  // ~1 µs of arithmetic with the calibrated iterations
 
 double serial_fan_out_ms(const Workload& w) {
   std::vector<double> runs;
@@ -98,7 +90,7 @@ double serial_fan_out_ms(const Workload& w) {
     const auto t0 = Clock::now();
     std::uint64_t sink = 0;
     for (int i = 0; i < w.fan_out; ++i)
-      sink += work(static_cast<std::uint64_t>(i), w.work_iterations);
+      sink += busy_work(static_cast<std::uint64_t>(i), w.work_iterations);
     benchmark::DoNotOptimize(sink);
     runs.push_back(seconds_since(t0) * 1e3);
   }
@@ -245,7 +237,7 @@ void c_fan_out_in(benchmark::State& state, const Workload& w) {
       const auto t0 = Clock::now();
       for (int i = 0; i < w.fan_out; ++i) {
         futures.push_back(pool.submit([i, iterations = w.work_iterations] {
-          return work(static_cast<std::uint64_t>(i), iterations);
+          return busy_work(static_cast<std::uint64_t>(i), iterations);
         }));
       }
       if constexpr (std::is_same_v<Pool, ConcurPool>) concur::wait(futures);
@@ -339,7 +331,8 @@ void c_fan_out_in_tbb_group(benchmark::State& state, const Workload& w) {
         const auto t0 = Clock::now();
         for (int i = 0; i < w.fan_out; ++i) {
           group.run([&results, i, iterations = w.work_iterations] {
-            results[static_cast<std::size_t>(i)] = work(static_cast<std::uint64_t>(i), iterations);
+            results[static_cast<std::size_t>(i)] =
+                busy_work(static_cast<std::uint64_t>(i), iterations);
           });
         }
         group.wait();

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "markup.hpp"
+
 namespace concur::lab::svg {
 namespace {
 
@@ -46,26 +48,7 @@ std::string format_value(double v) {
 }  // namespace
 
 std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return support::escape_markup(text);
 }
 
 std::string timeline(const std::string& title, const std::vector<Lane>& lanes,

@@ -8,6 +8,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "markup.hpp"
+
 namespace concur::bench {
 namespace {
 
@@ -21,26 +23,7 @@ constexpr const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                     "#E69F00", "#56B4E9", "#000000", "#F0E442"};
 
 std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return support::escape_markup(text);
 }
 
 bool usable(double v, bool log) {
